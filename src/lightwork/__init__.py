@@ -1,0 +1,56 @@
+"""lightwork: many hands make light work.
+
+One API for embarrassingly parallel Python on serial, thread and process backends::
+
+    import lightwork
+
+    squares = lightwork.map(lambda x: x * x, range(10))            # a warm process pool
+    for result in lightwork.imap(slow, endless(), ordered=False):  # lazy, bounded memory
+        ...
+    with lightwork.Executor(4) as ex:                              # concurrent.futures drop-in
+        future = ex.submit(pow, 2, 10)
+
+``import lightwork`` is cheap: NumPy, tqdm and the process machinery load when first used.
+"""
+
+from ._engine._api import imap as imap
+from ._engine._api import map as map
+from ._engine._api import starmap as starmap
+from ._engine._executor import Executor as Executor
+from ._engine._stats import ExecutorStatistics as ExecutorStatistics
+from ._engine._stats import WorkerStatistics as WorkerStatistics
+from ._errors import BrokenWorkerError as BrokenWorkerError
+from ._errors import ExecutorShutdownError as ExecutorShutdownError
+from ._errors import InvalidOptionError as InvalidOptionError
+from ._errors import LightworkError as LightworkError
+from ._errors import RemoteTraceback as RemoteTraceback
+from ._errors import SerializationError as SerializationError
+from ._errors import TaskTimeoutError as TaskTimeoutError
+from ._errors import WorkerCrashedError as WorkerCrashedError
+from ._errors import WorkerInitializationError as WorkerInitializationError
+from ._options import available_cpus as available_cpus
+from ._random import random as random
+from ._random import rng as rng
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BrokenWorkerError",
+    "Executor",
+    "ExecutorShutdownError",
+    "ExecutorStatistics",
+    "InvalidOptionError",
+    "LightworkError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+    "WorkerInitializationError",
+    "WorkerStatistics",
+    "available_cpus",
+    "imap",
+    "map",
+    "random",
+    "rng",
+    "starmap",
+]

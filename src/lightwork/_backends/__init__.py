@@ -1,0 +1,25 @@
+"""Backends by name: where a chunk's tasks run. Each is imported only when asked for."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._base import Backend
+
+
+def create_backend(name: str, max_workers: int, **options: Any) -> Backend:
+    """A new backend of kind ``name`` (already validated) with ``max_workers`` workers."""
+    if name == "serial":
+        from ._serial import SerialBackend
+
+        return SerialBackend(**options)
+    if name == "threads":
+        from ._threads import ThreadBackend
+
+        return ThreadBackend(max_workers, **options)
+    if name == "processes":
+        from ._processes import ProcessBackend
+
+        return ProcessBackend(max_workers, **options)
+    raise AssertionError(f"unvalidated backend {name!r}")

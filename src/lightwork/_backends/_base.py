@@ -1,0 +1,47 @@
+"""What the Executor needs from a backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from .._engine._stats import WorkerStatistics
+from .._engine._tasks import Attempt, Job
+
+
+class Backend(ABC):
+    """Runs attempts and resolves their chunks; owns its workers.
+
+    ``submit`` never blocks on a task and may be called from any thread. Outcomes arrive through
+    ``Chunk.resolve``/``Chunk.fail``, from whichever thread the backend chooses.
+    """
+
+    name: ClassVar[str]
+    #: chunks to keep in flight per worker: enough that a worker never waits for its next chunk
+    lookahead: ClassVar[int] = 2
+    workers: int
+
+    def prepare(self, job: Job) -> None:  # noqa: B027 - most backends need nothing
+        """Called once per job before its first submit (the process backend pickles fn)."""
+
+    @abstractmethod
+    def submit(self, attempt: Attempt) -> None: ...
+
+    @abstractmethod
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop taking work; with ``wait``, return once the workers have finished and exited."""
+
+    @abstractmethod
+    def cancel_pending(self) -> None:
+        """Drop queued attempts (their jobs are aborted); running ones finish."""
+
+    @abstractmethod
+    def terminate(self) -> None:
+        """Stop at once: drop queued work, kill the workers and reap them (Ctrl-C)."""
+
+    @abstractmethod
+    def worker_statistics(self) -> list[WorkerStatistics]: ...
+
+    def extra_statistics(self) -> tuple[int, int, int]:
+        """(workers started, workers crashed, tasks retried)."""
+        return (self.workers, 0, 0)

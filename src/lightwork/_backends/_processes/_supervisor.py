@@ -1,0 +1,735 @@
+"""The process backend: worker processes watched by one supervisor thread.
+
+    submit() (any thread)                 supervisor thread                     worker i
+    ---------------------                 -----------------                     --------
+    pickle the attempt's args  --pending deque + wake pipe-->  dispatch  --RUN-->  run_chunk
+                                                                          <-RESULT-- (slot: which
+    chunk.resolve() <----------------------------------------  on result            task runs)
+                                          on sentinel: the worker died: requeue the unfinished
+                                          positions, charge the task it held, start a replacement
+
+Only the supervisor thread touches workers, their in-flight attempts and the spec caches; other
+threads append to ``_pending`` and write a byte to the wake pipe. The supervisor sleeps in
+``multiprocessing.connection.wait`` on every worker's pipe *and* sentinel, so a dead worker is
+noticed at once, and it always knows which attempts each worker holds (in send order, which is
+the order the worker runs them). Each worker has its own pipe, so a dead worker never corrupts a
+queue that others share, the failure that makes ``multiprocessing.Pool`` hang (cpython#96062).
+
+Attempts are sent ahead: a worker holds up to ``lookahead`` of them so it never waits for its
+next chunk. Only small payloads go ahead of time: a worker busy computing does not read its pipe,
+and a large payload would block the supervisor in send() while that worker, in turn, waits to
+send its result.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from ..._engine._stats import WorkerCounters, WorkerStatistics
+from ..._engine._tasks import Attempt, Chunk, Job, add_task_note
+from ..._errors import (
+    BrokenWorkerError,
+    ExecutorShutdownError,
+    LightworkError,
+    RemoteTraceback,
+    SerializationError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+    WorkerInitializationError,
+)
+from ..._random import Slot
+from .._base import Backend
+from . import _wire
+from ._wire import HEADER, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+
+# A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.
+PREFETCH_MAX_BYTES = 32 * 1024
+# Functions each worker keeps unpickled; the parent evicts in the same order and says so.
+SPEC_CACHE_SIZE = 64
+# How often memory is sampled, to say "out of memory?" when a worker is SIGKILLed.
+MEMORY_SAMPLE_SECONDS = 0.5
+# A worker whose resident memory was above this share of the machine's when it was SIGKILLed
+# was most likely chosen by the kernel's out-of-memory killer.
+OOM_SHARE = 0.25
+# Workers that die before running anything, in a row, before the executor gives up: a worker
+# that cannot even start would otherwise be respawned forever.
+MAX_STARTUP_DEATHS = 3
+# How long shutdown waits for a worker to exit on its own before killing it.
+EXIT_GRACE_SECONDS = 2.0
+
+
+def default_start_method() -> str:
+    """forkserver where it exists (Linux, and Python 3.14's default there), else spawn.
+
+    fork is fast but unsafe once the parent has threads, and this backend always has one (the
+    supervisor): a child forked while another thread holds a lock inherits it locked. forkserver
+    forks workers from a clean single-threaded server; ``start_method="fork"`` opts back in.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
+
+
+class _Worker:
+    """The supervisor's view of one worker process."""
+
+    def __init__(self, number: int, process: Any, conn: Connection, slot: Slot) -> None:
+        self.number = number
+        self.process = process
+        self.conn = conn
+        self.slot = slot
+        self.counters = WorkerCounters(number, process.pid)
+        self.inflight: deque[tuple[int, Attempt]] = deque()  # (serial, attempt), in send order
+        self.specs: OrderedDict[int, None] = OrderedDict()  # spec ids this worker holds
+        self.tasks_sent = 0
+        self.retiring = False  # recycled after max_tasks_per_worker: its exit is expected
+        self.timed_out: tuple[int, float] | None = None  # (task index, limit) if killed for it
+        self.rss = 0  # last sampled resident memory, bytes
+        self.ran_something = False
+        self.dead = False  # a send failed: it is dying, its sentinel will say so
+
+
+class ProcessBackend(Backend):
+    name = "processes"
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        self.workers = max_workers
+        self.start_method = start_method or default_start_method()
+        self._context: Any = multiprocessing.get_context(self.start_method)
+        self._initializer = (
+            None if initializer is None else _cloudpickle_dumps((initializer, initargs))
+        )
+        self._max_tasks_per_worker = max_tasks_per_worker
+        self._pending: deque[Attempt] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._wake_sent = False
+        self._lock = threading.Lock()  # guards starting the supervisor and the state changes
+        self._thread: threading.Thread | None = None
+        self._closing = False  # shutdown(): finish pending work, then stop
+        self._terminated = False  # terminate(): stop now
+        self._cancel_requested = False  # cancel_pending(): drop what no worker holds yet
+        self._broken: BrokenWorkerError | None = None
+        self._workers: dict[int, _Worker] = {}
+        self._retired: list[WorkerCounters] = []
+        self._numbers = itertools.count()
+        self._serials = itertools.count(1)
+        self._spec_ids = itertools.count()
+        self._specs: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
+        self._specs_lock = threading.Lock()
+        self._startup_deaths = 0
+        self._workers_started = 0
+        self._workers_crashed = 0
+        self._tasks_retried = 0
+        self._next_memory_sample = 0.0
+        _live_backends.add(self)
+
+    # ---- called from any thread -------------------------------------------------------------
+
+    def prepare(self, job: Job) -> None:
+        """Pickle the job's function and options once; workers get them once each."""
+        key = (job.fn, job.options)
+        with self._specs_lock:
+            try:
+                spec_id, payload = self._specs[key]
+                self._specs.move_to_end(key)
+            except TypeError:  # an unhashable callable: no caching
+                spec_id, payload = next(self._spec_ids), _pickle_function(job)
+            except KeyError:
+                spec_id, payload = next(self._spec_ids), _pickle_function(job)
+                self._specs[key] = (spec_id, payload)
+                if len(self._specs) > SPEC_CACHE_SIZE:
+                    self._specs.popitem(last=False)
+        job.spec_id, job.fn_payload = spec_id, payload
+
+    def submit(self, attempt: Attempt) -> None:
+        if self._closing or self._terminated:
+            raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
+        if self._broken is not None:
+            _fail_all(attempt, self._broken)
+            return
+        if attempt.payload is None:
+            try:
+                attempt.payload = _wire.dumps(attempt.args())
+            except Exception:
+                self._submit_isolated(attempt)
+                return
+        self._pending.append(attempt)
+        self._wake()
+        if self._thread is None:
+            self._start()
+
+    def _submit_isolated(self, attempt: Attempt) -> None:
+        """Some argument won't pickle: fail exactly those tasks, send the others one by one."""
+        chunk = attempt.chunk
+        for position in range(attempt.lo, attempt.hi):
+            arg = chunk.args[position]
+            try:
+                payload = _wire.dumps([arg])
+            except Exception:
+                try:
+                    payload = _cloudpickle_dumps([arg])
+                except Exception as error:
+                    chunk.fail(
+                        position,
+                        _serialization_error(
+                            f"the arguments of task {chunk.indices[position]} could not be "
+                            f"pickled: {error}",
+                            error,
+                        ),
+                    )
+                    continue
+            self._pending.append(Attempt(chunk, position, position + 1, payload))
+        self._wake()
+        if self._thread is None:
+            self._start()
+
+    def _wake(self) -> None:
+        if not self._wake_sent:
+            self._wake_sent = True
+            try:
+                os.write(self._wake_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            if self.start_method == "forkserver":
+                # Workers fork from a server that has already imported the worker loop.
+                self._context.set_forkserver_preload([__package__ + "._worker"])
+            self._thread = threading.Thread(
+                target=self._supervise, name="lightwork-supervisor", daemon=True
+            )
+            self._thread.start()
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake()
+        if thread is None:
+            self._close_wake_pipe()
+        elif wait and thread is not threading.current_thread():
+            thread.join()
+
+    def cancel_pending(self) -> None:
+        self._cancel_requested = True
+        self._wake()
+
+    def terminate(self) -> None:
+        with self._lock:
+            self._closing = self._terminated = True
+            thread = self._thread
+        for worker in list(self._workers.values()):
+            _kill(worker.process)
+        self._wake()
+        if thread is None:
+            self._close_wake_pipe()
+        elif thread is not threading.current_thread():
+            thread.join(timeout=EXIT_GRACE_SECONDS)
+
+    def worker_statistics(self) -> list[WorkerStatistics]:
+        live = [w.counters for w in list(self._workers.values())]
+        return [c.snapshot() for c in sorted(self._retired + live, key=lambda c: c.worker)]
+
+    def extra_statistics(self) -> tuple[int, int, int]:
+        return (self._workers_started, self._workers_crashed, self._tasks_retried)
+
+    # ---- the supervisor thread --------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # a bug here must not leave callers waiting forever
+            self._break(BrokenWorkerError(f"the lightwork supervisor failed: {error!r}"))
+            raise
+        finally:
+            self._stop_workers()
+            self._close_wake_pipe()
+
+    def _loop(self) -> None:
+        while not self._terminated:
+            if self._cancel_requested:
+                self._cancel_requested = False
+                self._abort_pending(ExecutorShutdownError("cancelled by shutdown()"))
+            if self._broken is None:
+                self._spawn_missing()
+                self._dispatch()
+            if self._closing and not self._pending and not self._busy():
+                return
+            handles: list[Any] = [self._wake_r]
+            for worker in self._workers.values():
+                handles += (worker.conn, worker.process.sentinel)
+            for ready in wait(handles, timeout=self._next_check()):
+                if ready == self._wake_r:
+                    os.read(self._wake_r, 4096)
+                    self._wake_sent = False
+                    continue
+                owner = self._owner(ready)
+                if owner is None:
+                    continue
+                if ready is owner.conn:
+                    self._receive(owner)
+                else:
+                    self._on_exit(owner)
+            self._check_deadlines()
+            self._sample_memory()
+
+    def _busy(self) -> bool:
+        return any(w.inflight for w in self._workers.values())
+
+    def _owner(self, handle: Any) -> _Worker | None:
+        for worker in self._workers.values():
+            if handle is worker.conn or handle == worker.process.sentinel:
+                return worker
+        return None
+
+    def _spawn_missing(self) -> None:
+        if self._closing and not self._pending and not self._busy():
+            return
+        live = sum(not w.retiring for w in self._workers.values())
+        for _ in range(self.workers - live):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        from ._worker import worker_main
+
+        number = next(self._numbers)
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        slot_array = self._context.RawArray("d", SLOT_SIZE)
+        slot_array[SLOT_SERIAL] = -1
+        process = self._context.Process(
+            target=worker_main,
+            args=(child_conn, slot_array, self._initializer),
+            name=f"lightwork-worker-{number}",
+        )
+        process.start()
+        child_conn.close()
+        slot: Slot = memoryview(slot_array).cast("B").cast("d")
+        worker = _Worker(number, process, parent_conn, slot)
+        worker.slot_array = slot_array  # type: ignore[attr-defined]  # keeps the memory mapped
+        self._workers[number] = worker
+        self._workers_started += 1
+
+    def _dispatch(self) -> None:
+        """Send pending attempts to workers with room, idle workers first."""
+        while self._pending:
+            attempt = self._pending[0]
+            job = attempt.chunk.job
+            if job.cancelled:
+                self._pending.popleft()
+                continue
+            if attempt.payload is None:  # a re-run of part of a chunk
+                attempt.payload = _wire.dumps(attempt.args())
+            worker = self._choose_worker(len(attempt.payload))
+            if worker is None:
+                return
+            self._pending.popleft()
+            if not job.start():
+                continue
+            budget = self._budget(worker)
+            if budget < len(attempt):  # recycle on time: send only what the worker may run
+                rest = Attempt(attempt.chunk, attempt.lo + budget, attempt.hi)
+                self._pending.appendleft(rest)
+                attempt = Attempt(attempt.chunk, attempt.lo, attempt.lo + budget)
+                attempt.payload = _wire.dumps(attempt.args())
+            self._send(worker, attempt)
+
+    def _choose_worker(self, payload_size: int) -> _Worker | None:
+        busy_ok = payload_size <= PREFETCH_MAX_BYTES
+        best: _Worker | None = None
+        for worker in self._workers.values():
+            if worker.retiring or worker.dead or worker.timed_out is not None:
+                continue
+            if not worker.inflight:
+                return worker
+            if busy_ok and len(worker.inflight) < self.lookahead and best is None:
+                best = worker
+        return best
+
+    def _budget(self, worker: _Worker) -> int:
+        if self._max_tasks_per_worker is None:
+            return sys.maxsize
+        return self._max_tasks_per_worker - worker.tasks_sent
+
+    def _send(self, worker: _Worker, attempt: Attempt) -> None:
+        job = attempt.chunk.job
+        serial = next(self._serials)
+        timed = job.options.task_timeout is not None
+        try:
+            self._send_spec(worker, job)
+            worker.conn.send(
+                (_wire.RUN, serial, job.spec_id, job.entropy, attempt.indices(), timed)
+            )
+            assert attempt.payload is not None
+            worker.conn.send_bytes(attempt.payload)
+        except OSError:
+            # It died and its sentinel has not been seen yet: _on_exit will handle it.
+            worker.dead = True
+            self._pending.appendleft(attempt)
+            return
+        worker.inflight.append((serial, attempt))
+        worker.tasks_sent += len(attempt)
+        if self._budget(worker) <= 0:
+            worker.retiring = True
+
+    def _send_spec(self, worker: _Worker, job: Job) -> None:
+        spec_id = job.spec_id
+        if spec_id in worker.specs:
+            worker.specs.move_to_end(spec_id)
+            return
+        assert job.fn_payload is not None
+        worker.conn.send((_wire.SPEC, spec_id, job.fn_payload))
+        worker.specs[spec_id] = None
+        if len(worker.specs) > SPEC_CACHE_SIZE:
+            old, _ = worker.specs.popitem(last=False)
+            worker.conn.send((_wire.DROP, old))
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            message = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            self._on_exit(worker)
+            return
+        self._on_message(worker, message)
+
+    def _on_message(self, worker: _Worker, message: bytes) -> None:
+        kind, serial, compute, deserialize, serialize, idle = HEADER.unpack_from(message)
+        payload = memoryview(message)[HEADER.size :]
+        if kind == _wire.INIT_FAILED:
+            text = pickle.loads(payload)
+            error = WorkerInitializationError(
+                "the executor's initializer raised in a worker; its traceback is the cause"
+            )
+            error.__cause__ = RemoteTraceback(text)
+            self._break(error)
+            return
+        expected, attempt = worker.inflight.popleft()
+        assert expected == serial, (expected, serial)
+        worker.ran_something = True
+        self._startup_deaths = 0
+        counters = worker.counters
+        counters.chunks += 1
+        counters.tasks += len(attempt)
+        counters.busy += compute
+        counters.deserialize += deserialize
+        counters.serialize += serialize
+        counters.idle += idle
+        chunk = attempt.chunk
+        if kind == _wire.BAD_INPUT:
+            self._isolate(attempt, "could not be unpickled in the worker: " + pickle.loads(payload))
+            self._maybe_retire(worker)
+            return
+        try:
+            values, encoded = pickle.loads(payload)
+        except Exception as error:
+            self._isolate(attempt, f"could not be unpickled in the parent: {error!r}")
+        else:
+            chunk.job.measured(len(values), compute)
+            errors = {attempt.lo + p: _wire.decode_error(e) for p, e in encoded.items()}
+            for position, exc in errors.items():
+                add_task_note(exc, chunk.indices[position])
+            chunk.resolve(attempt.lo, values, errors)
+        self._maybe_retire(worker)
+
+    def _isolate(self, attempt: Attempt, problem: str) -> None:
+        """A payload failed to unpickle: re-run its tasks singly to find the one at fault."""
+        chunk = attempt.chunk
+        if len(attempt) > 1:
+            for position in reversed(range(attempt.lo, attempt.hi)):
+                self._pending.appendleft(Attempt(chunk, position, position + 1))
+            return
+        index = chunk.indices[attempt.lo]
+        what = "the function" if "function could not be unpickled" in problem else "data"
+        chunk.fail(
+            attempt.lo,
+            SerializationError(f"task {index}: {what} {problem}"),
+        )
+
+    def _maybe_retire(self, worker: _Worker) -> None:
+        if worker.retiring and not worker.inflight:
+            worker.conn.send((_wire.STOP,))
+
+    def _on_exit(self, worker: _Worker) -> None:
+        """The worker's process ended: requeue what it held, charge the task it was running."""
+        while True:  # results it sent before dying are not lost
+            try:
+                if not worker.conn.poll(0):
+                    break
+                message = worker.conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            self._on_message(worker, message)
+            if worker.number not in self._workers:
+                return
+        worker.process.join(timeout=EXIT_GRACE_SECONDS)
+        del self._workers[worker.number]
+        worker.counters.alive = False
+        self._retired.append(worker.counters)
+        worker.conn.close()
+        if self._terminated:
+            return
+        if worker.retiring and not worker.inflight and worker.timed_out is None:
+            return  # recycled after max_tasks_per_worker: _spawn_missing replaces it
+        self._workers_crashed += worker.timed_out is None
+        if not worker.ran_something and not worker.inflight:
+            self._startup_deaths += 1
+            if self._startup_deaths >= MAX_STARTUP_DEATHS:
+                self._break(
+                    WorkerCrashedError(
+                        f"{MAX_STARTUP_DEATHS} workers in a row died before running any task "
+                        f"(the last: pid {worker.process.pid}, "
+                        f"{_describe_exit(worker.process.exitcode)})"
+                    )
+                )
+            return
+        self._requeue_after_death(worker)
+
+    def _requeue_after_death(self, worker: _Worker) -> None:
+        if not worker.inflight:
+            return
+        serial, attempt = worker.inflight[0]
+        chunk = attempt.chunk
+        requeue: list[Attempt] = []
+        slot_serial, slot_index = worker.slot[SLOT_SERIAL], int(worker.slot[SLOT_INDEX])
+        if worker.timed_out is not None:
+            slot_serial, slot_index = serial, worker.timed_out[0]
+        slot_position = slot_index - chunk.indices.start if slot_index >= 0 else -1
+        if slot_serial != serial:
+            requeue.append(attempt)  # it died between attempts: nobody is to blame
+        elif slot_position < 0 and len(attempt) > 1:
+            # It died unpickling the arguments: find out which task's arguments, one by one.
+            requeue += [Attempt(chunk, p, p + 1) for p in range(attempt.lo, attempt.hi)]
+        else:
+            position = max(slot_position, attempt.lo)
+            if attempt.lo < position:
+                requeue.append(Attempt(chunk, attempt.lo, position))  # done, but results lost
+            used = chunk.retries_used.get(position, 0)
+            if used < chunk.job.options.retries:
+                chunk.retries_used[position] = used + 1
+                self._tasks_retried += 1
+                requeue.append(Attempt(chunk, position, attempt.hi))
+            else:
+                chunk.fail(position, self._death_error(worker, chunk, position))
+                if position + 1 < attempt.hi:
+                    requeue.append(Attempt(chunk, position + 1, attempt.hi))
+        requeue += [held for _, held in list(worker.inflight)[1:]]
+        worker.inflight.clear()
+        self._pending.extendleft(reversed(requeue))
+
+    def _death_error(self, worker: _Worker, chunk: Chunk, position: int) -> LightworkError:
+        index = chunk.indices[position]
+        pid = worker.process.pid
+        retries = chunk.job.options.retries
+        tried = f"{retries + 1} attempts" if retries else "1 attempt (retries=0)"
+        if worker.timed_out is not None:
+            limit = worker.timed_out[1]
+            return TaskTimeoutError(
+                f"task {index} ran longer than task_timeout={limit:g}s in worker {pid}, "
+                f"which was killed ({tried})"
+            )
+        exit_code = worker.process.exitcode
+        cause = _likely_cause(exit_code, worker.rss)
+        return WorkerCrashedError(
+            f"worker {pid} died ({_describe_exit(exit_code)}) while running task {index}, "
+            f"after {tried}{': ' + cause if cause else ''}"
+        )
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in self._workers.values():
+            limit = self._running_limit(worker)
+            if limit is None or worker.timed_out is not None:
+                continue
+            # The worker writes the start time, then the index; reading in the other order
+            # never pairs a new task with an old start time.
+            index = worker.slot[SLOT_INDEX]
+            started = worker.slot[SLOT_STARTED]
+            if now - started > limit and worker.slot[SLOT_INDEX] == index:
+                worker.timed_out = (int(index), limit)
+                _kill(worker.process)
+
+    def _running_limit(self, worker: _Worker) -> float | None:
+        """The time limit of the task the worker is running now, if it has one."""
+        if not worker.inflight:
+            return None
+        serial, attempt = worker.inflight[0]
+        limit = attempt.chunk.job.options.task_timeout
+        slot = worker.slot
+        if limit is None or slot[SLOT_SERIAL] != serial or slot[SLOT_INDEX] < 0:
+            return None
+        return limit
+
+    def _next_check(self) -> float:
+        """How long the supervisor may sleep: until the nearest task deadline, at most 0.5 s."""
+        wait_for = MEMORY_SAMPLE_SECONDS
+        now = time.monotonic()
+        for worker in self._workers.values():
+            limit = self._running_limit(worker)
+            if limit is not None:
+                remaining = worker.slot[SLOT_STARTED] + limit - now
+                wait_for = min(wait_for, max(remaining, 0.0) + 0.001)
+        return wait_for
+
+    def _sample_memory(self) -> None:
+        now = time.monotonic()
+        if now < self._next_memory_sample:
+            return
+        self._next_memory_sample = now + MEMORY_SAMPLE_SECONDS
+        import psutil
+
+        for worker in self._workers.values():
+            if worker.inflight:
+                try:
+                    worker.rss = psutil.Process(worker.process.pid).memory_info().rss
+                except psutil.Error:
+                    pass
+
+    def _break(self, error: BrokenWorkerError) -> None:
+        """The pool can't run anything (its initializer fails): fail all work, now and later."""
+        self._broken = error
+        held = [a for w in self._workers.values() for _, a in w.inflight] + list(self._pending)
+        self._pending.clear()
+        for worker in self._workers.values():
+            worker.inflight.clear()
+            _kill(worker.process)
+        for attempt in held:
+            _fail_all(attempt, error)
+
+    def _stop_workers(self) -> None:
+        """Ask every worker to exit, kill those that don't, and reap them all."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            try:
+                worker.conn.send((_wire.STOP,))
+            except OSError:
+                pass
+        deadline = time.monotonic() + (0 if self._terminated else EXIT_GRACE_SECONDS)
+        for worker in workers:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                _kill(worker.process)
+                worker.process.join(timeout=EXIT_GRACE_SECONDS)
+            worker.counters.alive = False
+            self._retired.append(worker.counters)
+            worker.conn.close()
+            worker.process.close()
+        self._workers.clear()
+        self._abort_pending(ExecutorShutdownError("the executor was terminated"))
+
+    def _abort_pending(self, error: BaseException) -> None:
+        while self._pending:
+            self._pending.popleft().chunk.job.abort(error)
+
+    def _close_wake_pipe(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+
+def _fail_all(attempt: Attempt, error: BaseException) -> None:
+    for position in range(attempt.lo, attempt.hi):
+        attempt.chunk.fail(position, _copy_error(error))
+
+
+def _copy_error(error: BaseException) -> BaseException:
+    """A fresh instance per task, so notes naming one task don't pile up on a shared object."""
+    copy = type(error)(*error.args)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def _kill(process: Any) -> None:
+    try:
+        process.kill()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _cloudpickle_dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
+    return data
+
+
+def _pickle_function(job: Job) -> bytes:
+    try:
+        return _cloudpickle_dumps((job.fn, job.options))
+    except Exception as error:
+        fn = getattr(job.fn, "fn", job.fn)
+        message = f"the function {fn!r} could not be pickled: {error}"
+        raise _serialization_error(message, error) from error
+
+
+def _serialization_error(message: str, cause: BaseException) -> SerializationError:
+    error = SerializationError(message)
+    error.__cause__ = cause
+    return error
+
+
+def _describe_exit(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "exit status unknown"
+    if exit_code < 0:
+        try:
+            return f"killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"killed by signal {-exit_code}"
+    return f"exit code {exit_code}"
+
+
+def _likely_cause(exit_code: int | None, rss: int) -> str:
+    if exit_code == -signal.SIGKILL:
+        import psutil
+
+        total = psutil.virtual_memory().total
+        if rss > OOM_SHARE * total:
+            return (
+                f"it was using {rss / 2**30:.1f} GiB of {total / 2**30:.0f} GiB: out of memory? "
+                "(the kernel's OOM killer sends SIGKILL)"
+            )
+        return "SIGKILL comes from the kernel's out-of-memory killer or from another process"
+    if exit_code == -signal.SIGSEGV:
+        return "a segmentation fault, usually in C code (an extension module or ctypes)"
+    if exit_code is not None and exit_code > 0:
+        return "the task or code it called ended the process (os._exit, sys.exit in C code?)"
+    return ""
+
+
+_live_backends: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    """Stop every pool at interpreter exit, before multiprocessing joins its children.
+
+    atexit runs handlers last-registered first, and multiprocessing registered its own when it
+    was imported, before this module.
+    """
+    for backend in list(_live_backends):
+        backend.shutdown(wait=True)

@@ -1,0 +1,74 @@
+"""The messages between the supervisor and a worker, over the worker's own duplex pipe.
+
+Parent to worker, each a pickled tuple (``RUN`` is followed by its payload as raw bytes):
+
+    (SPEC, spec_id, cloudpickled (fn, RunOptions))   a function and its options, once per worker
+    (DROP, spec_id)                                  forget a spec (the parent's cache evicted it)
+    (RUN, serial, spec_id, entropy, indices, timed)  then the pickled list of the tasks' arguments
+    (STOP,)                                          finish and exit
+
+Worker to parent, each a fixed header then a pickled payload:
+
+    RESULT     serial, seconds  + pickle((values, {position: encoded error}))
+    BAD_INPUT  serial, seconds  + pickle(str): the arguments or the spec could not be unpickled
+    INIT_FAILED                 + pickle(str): the initializer's traceback
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+from ..._engine._tasks import format_remote
+from ..._errors import RemoteTraceback, SerializationError
+from ..._random import SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+
+__all__ = ["SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
+
+SPEC, DROP, RUN, STOP = range(4)
+RESULT, BAD_INPUT, INIT_FAILED = range(3)
+
+# kind, attempt serial, then compute, deserialize, serialize and idle seconds since the last one.
+HEADER = struct.Struct("<BQdddd")
+
+# The worker's task slot (see lightwork._random) is shared memory: the supervisor reads in it
+# which attempt (serial) and which task (index, -1 while unpickling) a dead worker held, and
+# since when, without a message per task.
+
+PICKLE_PROTOCOL = 5
+
+
+def dumps(obj: Any) -> bytes:
+    return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+
+
+def encode_error(error: BaseException) -> tuple[bytes | None, str, str]:
+    """An exception as (pickle if it round-trips, 'module.Type: message', traceback text).
+
+    The round trip is tried here because an exception class whose ``__init__`` takes extra
+    arguments pickles fine but fails to unpickle in the parent; errors are rare, so it's cheap.
+    """
+    text = format_remote(error)
+    described = f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+    try:
+        data = dumps(error)
+        pickle.loads(data)
+    except Exception:
+        data = None
+    return data, described, text
+
+
+def decode_error(encoded: tuple[bytes | None, str, str]) -> BaseException:
+    """The worker's exception, as its own type, with its traceback text as ``__cause__``."""
+    data, described, text = encoded
+    error: BaseException
+    if data is not None:
+        error = pickle.loads(data)
+    else:
+        error = SerializationError(
+            f"the task raised {described}, and that exception could not be sent back "
+            "(it does not survive pickling); its traceback is the cause"
+        )
+    error.__cause__ = RemoteTraceback(text)
+    return error

@@ -1,0 +1,157 @@
+"""The worker process's main loop.
+
+    supervisor --SPEC--> worker: unpickle fn once, keep it by spec id
+    supervisor --RUN + payload--> worker: slot <- serial; unpickle args; run_chunk() writing the
+        running position (and its start time) into the slot; pickle results --RESULT--> supervisor
+
+A worker ignores SIGINT, so a Ctrl-C in a terminal (which signals the whole process group) is
+handled once, by the parent, which then terminates the workers. A watcher thread exits the
+worker when its parent dies, so a SIGKILLed parent leaves no orphans running.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..._engine._tasks import Job, format_remote, run_chunk
+from ..._random import Slot
+from ._wire import (
+    BAD_INPUT,
+    DROP,
+    HEADER,
+    INIT_FAILED,
+    RESULT,
+    RUN,
+    SLOT_INDEX,
+    SLOT_SERIAL,
+    SPEC,
+    STOP,
+    dumps,
+    encode_error,
+)
+
+# How often a worker checks that its parent is alive: it exits within this of the parent's death.
+PARENT_CHECK_SECONDS = 0.5
+
+
+class _BrokenSpec:
+    """Stands for a function that could not be unpickled here; its tasks get this message."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def worker_main(conn: Connection, slot_array: Any, initializer: bytes | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(os.getppid())
+    slot: Slot = memoryview(slot_array).cast("B").cast("d")
+    if initializer is not None:
+        try:
+            function, args = pickle.loads(initializer)
+            function(*args)
+        except BaseException as error:
+            conn.send_bytes(HEADER.pack(INIT_FAILED, 0, 0, 0, 0, 0) + dumps(format_remote(error)))
+            return
+    specs: dict[int, Job | _BrokenSpec] = {}
+    deserialize = 0.0
+    waiting_since = time.perf_counter()
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent closed our pipe: it is gone or shutting down
+            return
+        kind = message[0]
+        if kind == RUN:
+            _, serial, spec_id, entropy, indices, timed = message
+            slot[SLOT_SERIAL] = serial
+            slot[SLOT_INDEX] = -1
+            payload = conn.recv_bytes()
+            started = time.perf_counter()
+            idle = started - waiting_since
+            spec = specs[spec_id]
+            try:
+                if isinstance(spec, _BrokenSpec):
+                    raise RuntimeError(spec.message)
+                args = pickle.loads(payload)
+            except BaseException as error:
+                _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, format_remote(error))
+            else:
+                deserialize += time.perf_counter() - started
+                job = Job(spec.fn, spec.options, entropy)
+                values, errors, compute = run_chunk(job, indices, args, slot, timed)
+                encoded = {position: encode_error(e) for position, e in errors.items()}
+                _send(conn, RESULT, serial, compute, deserialize, 0.0, idle, (values, encoded))
+            deserialize = 0.0
+            waiting_since = time.perf_counter()
+        elif kind == SPEC:
+            _, spec_id, data = message
+            started = time.perf_counter()
+            try:
+                fn, options = pickle.loads(data)
+                specs[spec_id] = Job(fn, options, 0)
+            except BaseException as error:
+                specs[spec_id] = _BrokenSpec(
+                    "the function could not be unpickled in the worker:\n" + format_remote(error)
+                )
+            deserialize += time.perf_counter() - started
+        elif kind == DROP:
+            specs.pop(message[1], None)
+        elif kind == STOP:
+            return
+
+
+def _send(
+    conn: Connection,
+    kind: int,
+    serial: int,
+    compute: float,
+    deserialize: float,
+    serialize: float,
+    idle: float,
+    payload: Any,
+) -> None:
+    """Send one message; a result that will not pickle is replaced, task by task, by an error."""
+    started = time.perf_counter()
+    try:
+        data = dumps(payload)
+    except Exception:
+        data = dumps(_replace_unpicklable(payload))
+    serialize += time.perf_counter() - started
+    conn.send_bytes(HEADER.pack(kind, serial, compute, deserialize, serialize, idle) + data)
+
+
+def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[list[Any], Any]:
+    from ..._errors import SerializationError
+
+    values, errors = payload
+    for position, value in enumerate(values):
+        if position in errors:
+            continue
+        try:
+            dumps(value)
+        except Exception as error:
+            values[position] = None
+            problem = SerializationError(
+                f"the result of type {type(value).__qualname__} could not be pickled to send it "
+                f"back: {error}"
+            )
+            errors[position] = encode_error(problem)
+    return values, errors
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent dies: then this process is re-parented, and getppid() changes."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="lightwork-parent-watch", daemon=True).start()

@@ -1,0 +1,202 @@
+"""The threads backend: worker threads in this process, for work that releases the GIL.
+
+Attempts wait in one queue; each worker thread takes the next one and runs it with the shared
+``run_chunk`` loop. A thread cannot be killed, so ``task_timeout`` works differently from the
+process backend: at the deadline a watchdog fails the task with TaskTimeoutError (or retries it
+on another thread), re-queues the rest of its chunk, starts a replacement thread and abandons the
+stuck one. The stuck thread runs on until its task returns, and its result is discarded. Worker
+threads are daemons, so a stuck one never blocks interpreter exit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._engine._stats import WorkerCounters, WorkerStatistics
+from .._engine._tasks import Attempt, run_chunk
+from .._errors import ExecutorShutdownError, TaskTimeoutError
+from ._base import Backend
+
+# How often the watchdog looks for over-time tasks, at most: a deadline is met within this.
+WATCHDOG_INTERVAL = 0.05
+
+
+class _ThreadWorker:
+    """One worker thread and what the watchdog needs to know about it."""
+
+    def __init__(self, backend: ThreadBackend, number: int) -> None:
+        self.backend = backend
+        self.counters = WorkerCounters(number)
+        self.attempt: Attempt | None = None  # the attempt this thread is running, if any
+        self.position = 0  # the chunk position of the task it is running
+        self.task_started = 0.0  # time.monotonic() when that task started
+        self.abandoned = False  # set by the watchdog: this thread's outcomes are discarded
+        self.thread = threading.Thread(
+            target=self.run, name=f"lightwork-thread-{number}", daemon=True
+        )
+
+    def run(self) -> None:
+        backend = self.backend
+        counters = self.counters
+        if backend.initializer is not None:
+            backend.initializer(*backend.initargs)
+        while True:
+            waited = time.perf_counter()
+            attempt = backend.queue.get()
+            counters.idle += time.perf_counter() - waited
+            if attempt is None or self.abandoned:
+                break
+            job = attempt.chunk.job
+            if not job.start():
+                continue
+            if job.options.task_timeout is None:
+                values, errors, seconds = run_chunk(job, attempt.indices(), attempt.args())
+                self._record(attempt, len(values), seconds)
+                shifted = {attempt.lo + p: e for p, e in errors.items()}
+                attempt.chunk.resolve(attempt.lo, values, shifted)
+            elif not self._run_watched(attempt):
+                break
+        counters.alive = False
+
+    def _record(self, attempt: Attempt, tasks: int, seconds: float) -> None:
+        self.counters.tasks += tasks
+        self.counters.chunks += 1
+        self.counters.busy += seconds
+        attempt.chunk.job.measured(tasks, seconds)
+
+    def _run_watched(self, attempt: Attempt) -> bool:
+        """Run task by task under the watchdog's eye; False once this thread is abandoned."""
+        chunk = attempt.chunk
+        job = chunk.job
+        lock = self.backend.lock
+        for position in range(attempt.lo, attempt.hi):
+            with lock:
+                self.attempt, self.position = attempt, position
+                self.task_started = time.monotonic()
+            self.backend.watch()
+            values, errors, seconds = run_chunk(
+                job, chunk.indices[position : position + 1], chunk.args[position : position + 1]
+            )
+            with lock:
+                if self.abandoned:
+                    return False
+                self.attempt = None
+                self.counters.tasks += 1
+                self.counters.busy += seconds
+                job.measured(1, seconds)
+                chunk.resolve(position, values, {position + p: e for p, e in errors.items()})
+        self.counters.chunks += 1
+        return True
+
+
+class ThreadBackend(Backend):
+    name = "threads"
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        self.workers = max_workers
+        self.initializer = initializer
+        self.initargs = initargs
+        self.queue: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()  # guards abandoning a thread against its last resolve
+        self._threads: list[_ThreadWorker] = []
+        self._watchdog: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._tasks_retried = 0
+
+    def submit(self, attempt: Attempt) -> None:
+        if not self._threads:
+            with self.lock:
+                if not self._threads:
+                    for _ in range(self.workers):
+                        self._start_thread()
+        self.queue.put(attempt)
+
+    def _start_thread(self) -> None:
+        worker = _ThreadWorker(self, len(self._threads))
+        self._threads.append(worker)
+        worker.thread.start()
+
+    def watch(self) -> None:
+        """Make sure the watchdog runs: called when a task with a time limit starts."""
+        if self._watchdog is None:
+            with self.lock:
+                if self._watchdog is None:
+                    self._watchdog = threading.Thread(
+                        target=self._watch, name="lightwork-thread-watchdog", daemon=True
+                    )
+                    self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCHDOG_INTERVAL):
+            now = time.monotonic()
+            with self.lock:
+                for worker in list(self._threads):
+                    attempt = worker.attempt
+                    if worker.abandoned or attempt is None:
+                        continue
+                    limit = attempt.chunk.job.options.task_timeout
+                    if limit is not None and now - worker.task_started > limit:
+                        self._abandon(worker, attempt, worker.position, limit)
+
+    def _abandon(
+        self, worker: _ThreadWorker, attempt: Attempt, position: int, limit: float
+    ) -> None:
+        """Give up on a stuck thread (lock held): fail or retry its task, requeue the rest."""
+        worker.abandoned = True
+        worker.counters.alive = False
+        self._start_thread()
+        chunk = attempt.chunk
+        rest_lo = position + 1
+        used = chunk.retries_used.get(position, 0)
+        if used < chunk.job.options.retries:
+            chunk.retries_used[position] = used + 1
+            self._tasks_retried += 1
+            rest_lo = position
+        else:
+            chunk.fail(
+                position,
+                TaskTimeoutError(
+                    f"task {chunk.indices[position]} ran longer than task_timeout={limit:g}s; "
+                    "its thread could not be stopped and was abandoned"
+                ),
+            )
+        if rest_lo < attempt.hi:
+            self.queue.put(Attempt(chunk, rest_lo, attempt.hi))
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._closed.set()
+        live = [w for w in self._threads if not w.abandoned]
+        for _ in live:
+            self.queue.put(None)
+        if wait:
+            for worker in live:
+                worker.thread.join()
+
+    def cancel_pending(self) -> None:
+        while True:
+            try:
+                attempt = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if attempt is not None:
+                attempt.chunk.job.abort(ExecutorShutdownError("cancelled by shutdown()"))
+
+    def terminate(self) -> None:
+        self.cancel_pending()  # running tasks cannot be stopped in a thread
+        self.shutdown(wait=False)
+
+    def worker_statistics(self) -> list[WorkerStatistics]:
+        return [w.counters.snapshot() for w in self._threads]
+
+    def extra_statistics(self) -> tuple[int, int, int]:
+        abandoned = sum(w.abandoned for w in self._threads)
+        return (len(self._threads), abandoned, self._tasks_retried)

@@ -1,0 +1,189 @@
+"""The ``lightwork`` command: ``lightwork pi``, ``lightwork bbp``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ._errors import LightworkError
+from ._options import BACKENDS
+
+
+def parse_count(text: str) -> int:
+    """A positive count written as ``100000000``, ``1_000_000`` or ``1e9``."""
+    cleaned = text.replace("_", "").strip()
+    try:
+        value = int(cleaned)
+    except ValueError:
+        try:
+            number = float(cleaned)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
+        if not number.is_integer():
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        value = int(number)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = parse_count(text)
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lightwork",
+        description="Many hands make light work: parallel Python, measured.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pi = commands.add_parser("pi", help="estimate pi by Monte Carlo on all cores")
+    pi.add_argument("--samples", type=parse_count, default=None, help="points (default 1e8)")
+    _add_pool_options(pi)
+    pi.add_argument("--kernel", choices=["numpy", "python"], default="numpy")
+    pi.add_argument("--seed", type=int, default=None, help="make the run reproducible")
+    pi.add_argument(
+        "--target-error",
+        type=_positive_float,
+        default=None,
+        help="add samples until the 95%% interval's half-width is below this",
+    )
+    pi.add_argument("--repeat", type=parse_count, default=1, help="runs, reporting min and median")
+    pi.add_argument("--json", action="store_true", help="print one JSON object")
+
+    bbp = commands.add_parser("bbp", help="pi by the Bailey-Borwein-Plouffe formula")
+    mode = bbp.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--position", type=int, help="hex digits of pi from this position on")
+    mode.add_argument(
+        "--precision", type=parse_count, nargs="+", help="decimal BBP sums at these precisions"
+    )
+    bbp.add_argument("--digits", type=parse_count, default=16, help="hex digits to extract")
+    _add_pool_options(bbp)
+    bbp.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _add_pool_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-workers", type=_workers, default=None, help="default: all CPUs")
+    parser.add_argument("--backend", choices=BACKENDS, default="processes")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "pi":
+            return _pi(args)
+        return _bbp(args)
+    except LightworkError as error:
+        print(f"lightwork: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lightwork: interrupted", file=sys.stderr)
+        return 130
+
+
+def _pi(args: argparse.Namespace) -> int:
+    from .workloads import monte_carlo_pi
+
+    samples = args.samples
+    if samples is None and args.target_error is None:
+        samples = 10**8
+    progress = sys.stderr.isatty() and not args.json
+    runs = [
+        monte_carlo_pi(
+            samples,
+            kernel=args.kernel,
+            backend=args.backend,
+            max_workers=args.max_workers,
+            seed=args.seed,
+            target_error=args.target_error,
+            progress=progress,
+        )
+        for _ in range(args.repeat)
+    ]
+    result = runs[0]
+    seconds = [r.seconds for r in runs]
+    if args.json:
+        record: dict[str, Any] = result.to_dict()
+        record.pop("inside")
+        if args.repeat > 1:
+            record.update(
+                repeat=args.repeat,
+                seconds_min=min(seconds),
+                seconds_median=statistics.median(seconds),
+            )
+        print(json.dumps(record))
+        return 0
+    print(
+        f"pi ~ {result.estimate:.8f} +/- {result.stderr:.2g} "
+        f"(95% interval {result.ci_low:.6f} to {result.ci_high:.6f})"
+    )
+    noun = {"processes": "process", "threads": "thread", "serial": "serial worker"}[args.backend]
+    where = f"{result.max_workers} {noun}{'es' if noun == 'process' else 's'}"
+    if result.max_workers == 1:
+        where = f"1 {noun}"
+    print(
+        f"{result.samples:,} samples in {result.seconds:.3f} s: "
+        f"{result.samples_per_second / 1e6:,.1f} M samples/s on {where} "
+        f"({result.kernel} kernel{', seed ' + str(result.seed) if result.seed is not None else ''})"
+    )
+    if args.repeat > 1:
+        median = statistics.median(seconds)
+        print(f"{args.repeat} runs: min {min(seconds):.3f} s, median {median:.3f} s")
+    return 0
+
+
+def _bbp(args: argparse.Namespace) -> int:
+    from .workloads import bbp_pi, pi_hex
+
+    started = time.perf_counter()
+    if args.position is not None:
+        if args.position < 0:
+            raise SystemExit("lightwork bbp: --position must be >= 0")
+        digits = pi_hex(
+            args.position, args.digits, backend=args.backend, max_workers=args.max_workers
+        )
+        seconds = time.perf_counter() - started
+        if args.json:
+            print(json.dumps({"position": args.position, "hex": digits, "seconds": seconds}))
+        else:
+            print(f"hex digits of pi from position {args.position}: {digits}")
+            print(f"{args.digits} digits in {seconds:.3f} s")
+        return 0
+    values = bbp_pi(args.precision, backend=args.backend, max_workers=args.max_workers)
+    seconds = time.perf_counter() - started
+    texts = [str(v) for v in values]
+    agreed = _agreeing_digits(texts)
+    if args.json:
+        print(json.dumps({"precisions": args.precision, "pi": texts, "seconds": seconds}))
+    else:
+        for precision, text in zip(args.precision, texts, strict=True):
+            print(f"precision {precision}: {text[:50]}{'...' if len(text) > 50 else ''}")
+        print(f"{len(texts)} sums in {seconds:.3f} s; they agree on {agreed} digits")
+    return 0
+
+
+def _agreeing_digits(texts: list[str]) -> int:
+    """How many leading characters all results share: the digits they confirm."""
+    shortest = min(len(t) for t in texts)
+    for i in range(shortest):
+        if len({t[i] for t in texts}) > 1:
+            return i
+    return shortest

@@ -1,0 +1,149 @@
+"""``lightwork.map``, ``imap`` and ``starmap``: one call, on a warm pool.
+
+Like joblib's reuse of its loky executor, the pool outlives the call, so a notebook or a loop
+calling ``lightwork.map`` repeatedly pays process start-up once. There is one warm pool per
+(backend, max_workers); a call with other options gets its own, and the pools no call is using
+are shut down. Every pool is shut down cleanly at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from .._options import check_backend, check_max_workers
+from ._executor import Executor
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_lock = threading.Lock()
+_warm: dict[tuple[str, int], Executor] = {}
+_users: dict[tuple[str, int], int] = {}
+
+
+@contextmanager
+def _warm_executor(backend: str, max_workers: int | None) -> Iterator[Executor]:
+    key = (check_backend(backend), 1 if backend == "serial" else check_max_workers(max_workers))
+    with _lock:
+        executor = _warm.get(key)
+        if executor is None:
+            executor = _warm[key] = Executor(key[1], backend=key[0])
+        _users[key] = _users.get(key, 0) + 1
+        idle = [k for k in _warm if k != key and not _users.get(k)]
+        retired = [_warm.pop(k) for k in idle]
+    for old in retired:  # the options changed: the old pool would only hold processes
+        old.shutdown(wait=False)
+    try:
+        yield executor
+    finally:
+        with _lock:
+            _users[key] -= 1
+
+
+def map(
+    fn: Callable[[T], R],
+    iterable: Iterable[T],
+    *,
+    backend: str = "processes",
+    max_workers: int | None = None,
+    chunksize: int | None = None,
+    ordered: bool = True,
+    progress: bool = False,
+    **options: Any,
+) -> list[R]:
+    """``[fn(x) for x in iterable]`` in parallel, on a warm pool of workers.
+
+    ``backend``: ``"processes"`` (default: CPU-bound Python), ``"threads"`` (I/O, NumPy, code
+    that releases the GIL) or ``"serial"``. ``max_workers=None`` uses the CPUs this process may
+    use. ``chunksize=None`` sizes chunks by measuring the tasks. ``ordered=False`` returns
+    results in completion order. ``progress=True`` shows a tqdm bar. The remaining options are
+    those of :meth:`Executor.imap`: ``retries``, ``retry_on``, ``task_timeout``, ``seed`` and
+    ``return_exceptions``.
+
+    >>> import lightwork
+    >>> lightwork.map(abs, [-3, -2, -1], backend="threads")
+    [3, 2, 1]
+    """
+    with _warm_executor(backend, max_workers) as executor:
+        return list(
+            executor.imap(
+                fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **options
+            )
+        )
+
+
+def starmap(
+    fn: Callable[..., R],
+    iterable: Iterable[Iterable[Any]],
+    *,
+    backend: str = "processes",
+    max_workers: int | None = None,
+    chunksize: int | None = None,
+    ordered: bool = True,
+    progress: bool = False,
+    **options: Any,
+) -> list[R]:
+    """``[fn(*args) for args in iterable]`` in parallel, like ``Pool.starmap``.
+
+    >>> import lightwork
+    >>> lightwork.starmap(pow, [(2, 2), (4, 3), (5, 5)], backend="threads")
+    [4, 64, 3125]
+    """
+    with _warm_executor(backend, max_workers) as executor:
+        return executor.starmap(
+            fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **options
+        )
+
+
+def imap(
+    fn: Callable[[T], R],
+    iterable: Iterable[T],
+    *,
+    backend: str = "processes",
+    max_workers: int | None = None,
+    chunksize: int | None = None,
+    ordered: bool = True,
+    progress: bool = False,
+    **options: Any,
+) -> Iterator[R]:
+    """Lazily yield ``fn(x)`` for each ``x``: input is read only as results are consumed.
+
+    A generator of any length, endless included, runs in constant memory; ``ordered=False``
+    yields in completion order.
+
+    >>> import itertools, lightwork
+    >>> squares = lightwork.imap(abs, itertools.count(-2), backend="threads")
+    >>> [next(squares) for _ in range(4)]
+    [2, 1, 0, 1]
+    """
+    context = _warm_executor(backend, max_workers)
+    executor = context.__enter__()
+    try:
+        results = executor.imap(
+            fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **options
+        )
+    except BaseException:
+        context.__exit__(None, None, None)
+        raise
+    return _holding(context, results)
+
+
+def _holding(context: Any, results: Iterator[R]) -> Iterator[R]:
+    """Yield from ``results`` while keeping the warm pool marked as in use."""
+    try:
+        yield from results
+    finally:
+        context.__exit__(None, None, None)
+
+
+@atexit.register
+def _shutdown_warm_pools() -> None:
+    with _lock:
+        pools = list(_warm.values())
+        _warm.clear()
+    for executor in pools:
+        executor.shutdown(wait=True)

@@ -1,0 +1,448 @@
+"""The Executor: one ``concurrent.futures.Executor`` over every backend.
+
+    imap(fn, items) --(this thread: ChunkSizer, bounded look-ahead)--> backend.submit(Attempt)
+          ^                                                                     |
+          +-------- StreamJob.done queue <-- Chunk.resolve() <-- workers -------+
+
+The caller's own thread pulls input only when it needs more work in flight, so a generator of
+ten million items, or an endless one, runs in constant memory.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sized
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .._backends import create_backend
+from .._backends._base import Backend
+from .._chunking import ChunkSizer
+from .._errors import ExecutorShutdownError, InvalidOptionError
+from .._options import (
+    RunOptions,
+    check_backend,
+    check_callable,
+    check_chunksize,
+    check_iterable,
+    check_max_workers,
+    check_retries,
+    check_retry_on,
+    check_seed,
+    check_start_method,
+    check_timeout,
+)
+from ._stats import ExecutorStatistics
+from ._tasks import Attempt, Call, Chunk, FutureJob, Star, StreamJob
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Chunks in flight per worker, beyond those it holds: room for ordered output to wait for one
+# slow chunk while the others keep their workers busy, without unbounded buffering.
+REORDER_SLACK = 2
+
+_UNSET: Any = object()
+
+
+class Executor(concurrent.futures.Executor):
+    """Runs calls on a pool of workers: a drop-in for ``ProcessPoolExecutor``.
+
+    ``backend`` is ``"processes"`` (default), ``"threads"`` or ``"serial"`` (in the caller's
+    thread: the reference semantics). ``max_workers=None`` uses the CPUs this process may
+    actually use. A crashed worker is replaced and its task retried up to ``retries`` times;
+    ``task_timeout`` limits each task; ``seed`` makes ``lightwork.rng()`` reproducible; these
+    three and ``retry_on`` are defaults that ``imap`` and ``starmap`` can override per call.
+
+    >>> from lightwork import Executor
+    >>> with Executor(2, backend="threads") as ex:
+    ...     future = ex.submit(pow, 2, 10)
+    ...     print(future.result(), list(ex.map(abs, [-1, -2])), ex.starmap(pow, [(3, 2)]))
+    1024 [1, 2] [9]
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        backend: str = "processes",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+        start_method: str | None = None,
+        retries: int = 1,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        task_timeout: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._backend_name = check_backend(backend)
+        self._max_workers = 1 if backend == "serial" else check_max_workers(max_workers)
+        if initializer is not None:
+            check_callable(initializer, "initializer")
+        if not isinstance(initargs, tuple):
+            raise InvalidOptionError(f"initargs must be a tuple, not {initargs!r}")
+        if max_tasks_per_worker is not None and (
+            isinstance(max_tasks_per_worker, bool)
+            or not isinstance(max_tasks_per_worker, int)
+            or max_tasks_per_worker <= 0
+        ):
+            raise InvalidOptionError(
+                f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}"
+            )
+        if backend != "processes" and (max_tasks_per_worker is not None or start_method):
+            raise InvalidOptionError(
+                "max_tasks_per_worker and start_method apply to the processes backend only"
+            )
+        self._backend_options: dict[str, Any] = {"initializer": initializer, "initargs": initargs}
+        if backend == "processes":
+            self._backend_options.update(
+                max_tasks_per_worker=max_tasks_per_worker,
+                start_method=check_start_method(start_method),
+            )
+        self._defaults = self._run_options(retries, retry_on, task_timeout)
+        self._seed = check_seed(seed)
+        self._submit_entropy = self._entropy(self._seed)
+        self._submit_index = itertools.count()
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._backend: Backend | None = None
+
+    # ---- concurrent.futures.Executor --------------------------------------------------------
+
+    def submit(
+        self, fn: Callable[..., R], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[R]:
+        """Schedule ``fn(*args, **kwargs)``; its Future works with ``wait``, ``as_completed``
+        and ``asyncio.wrap_future``."""
+        check_callable(fn)
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        job = FutureJob(Call(fn), self._defaults, self._submit_entropy, future)
+        index = next(self._submit_index)
+        backend = self._live_backend()
+        try:
+            backend.prepare(job)
+        except Exception as error:  # an unpicklable function fails its own future only
+            future.set_exception(error)
+            return future
+        chunk = Chunk(job, 0, range(index, index + 1), [(args, kwargs)])
+        backend.submit(Attempt(chunk, 0, 1))
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[R]:
+        """Like ``ProcessPoolExecutor.map``, but lazy: input is read as results are consumed.
+
+        Results come in input order; the first task exception is raised when its result is
+        reached. ``timeout`` bounds the whole iteration, from this call.
+        """
+        check_callable(fn)
+        if not iterables:
+            raise TypeError("Executor.map() needs at least one iterable")
+        for items in iterables:
+            check_iterable(items)
+        deadline = None if timeout is None else time.monotonic() + check_timeout("timeout", timeout)  # type: ignore[operator]
+        return self._results(
+            Star(fn),
+            zip(*iterables, strict=False),  # the shortest iterable ends it, as in the stdlib
+            chunksize=check_chunksize(chunksize),
+            ordered=True,
+            progress=False,
+            options=self._defaults,
+            seed=self._seed,
+            return_exceptions=False,
+            total=_common_length(iterables),
+            deadline=deadline,
+        )
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; finish what was submitted unless ``cancel_futures``."""
+        with self._lock:
+            self._shutdown = True
+            backend = self._backend
+        if backend is None:
+            return
+        if cancel_futures:
+            backend.cancel_pending()
+        backend.shutdown(wait=wait)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt | SystemExit):
+            self.terminate()  # Ctrl-C: stop now, don't wait for running tasks
+        else:
+            self.shutdown(wait=True)
+        return None
+
+    # ---- lightwork's own ---------------------------------------------------------------------
+
+    def imap(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        *,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        progress: bool = False,
+        retries: int = _UNSET,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = _UNSET,
+        task_timeout: float | None = _UNSET,
+        seed: int | None = _UNSET,
+        return_exceptions: bool = False,
+    ) -> Iterator[R]:
+        """Lazily yield ``fn(item)`` for each item: in input order, or as they finish.
+
+        Input is pulled only as results are consumed, with a bounded number of chunks in flight.
+        With ``return_exceptions=True`` a failed task yields its exception instead of raising.
+        """
+        check_callable(fn)
+        check_iterable(iterable)
+        return self._results(
+            fn,
+            iterable,
+            chunksize=check_chunksize(chunksize),
+            ordered=bool(ordered),
+            progress=bool(progress),
+            options=self._overridden(retries, retry_on, task_timeout),
+            seed=self._seed if seed is _UNSET else check_seed(seed),
+            return_exceptions=bool(return_exceptions),
+            total=len(iterable) if isinstance(iterable, Sized) else None,
+        )
+
+    def starmap(
+        self,
+        fn: Callable[..., R],
+        iterable: Iterable[Iterable[Any]],
+        *,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        progress: bool = False,
+        retries: int = _UNSET,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = _UNSET,
+        task_timeout: float | None = _UNSET,
+        seed: int | None = _UNSET,
+        return_exceptions: bool = False,
+    ) -> list[R]:
+        """``[fn(*args) for args in iterable]``, in parallel: like ``Pool.starmap``."""
+        check_callable(fn)
+        star: Callable[[Any], R] = Star(fn)
+        return list(
+            self.imap(
+                star,
+                iterable,
+                chunksize=chunksize,
+                ordered=ordered,
+                progress=progress,
+                retries=retries,
+                retry_on=retry_on,
+                task_timeout=task_timeout,
+                seed=seed,
+                return_exceptions=return_exceptions,
+            )
+        )
+
+    def statistics(self) -> ExecutorStatistics:
+        """Tasks and chunks done, and per worker the time spent working, (de)serializing, idle."""
+        backend = self._backend
+        workers = tuple(backend.worker_statistics()) if backend is not None else ()
+        started, crashed, retried = backend.extra_statistics() if backend else (0, 0, 0)
+        return ExecutorStatistics(
+            backend=self._backend_name,
+            max_workers=self._max_workers,
+            tasks_done=sum(w.tasks for w in workers),
+            chunks_done=sum(w.chunks for w in workers),
+            workers_started=started,
+            workers_crashed=crashed,
+            tasks_retried=retried,
+            workers=workers,
+        )
+
+    def terminate(self) -> None:
+        """Stop now: drop queued work and kill the workers (what Ctrl-C in a with-block does).
+
+        The executor stays usable: new work starts new workers.
+        """
+        with self._lock:
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.terminate()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    @property
+    def backend(self) -> str:
+        return self._backend_name
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _live_backend(self) -> Backend:
+        with self._lock:
+            if self._shutdown:
+                raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
+            if self._backend is None:
+                self._backend = create_backend(
+                    self._backend_name, self._max_workers, **self._backend_options
+                )
+            return self._backend
+
+    def _run_options(
+        self,
+        retries: object,
+        retry_on: object,
+        task_timeout: object,
+    ) -> RunOptions:
+        timeout = check_timeout("task_timeout", task_timeout)
+        if timeout is not None and self._backend_name == "serial":
+            raise InvalidOptionError(
+                "task_timeout needs a backend that can stop a task: the serial backend runs "
+                "tasks in your own thread; use backend='processes' or 'threads'"
+            )
+        return RunOptions(check_retries(retries), check_retry_on(retry_on), timeout)
+
+    def _overridden(self, retries: Any, retry_on: Any, task_timeout: Any) -> RunOptions:
+        if retries is _UNSET and retry_on is _UNSET and task_timeout is _UNSET:
+            return self._defaults
+        d = self._defaults
+        return self._run_options(
+            d.retries if retries is _UNSET else retries,
+            d.retry_on if retry_on is _UNSET else retry_on,
+            d.task_timeout if task_timeout is _UNSET else task_timeout,
+        )
+
+    @staticmethod
+    def _entropy(seed: int | None) -> int:
+        return secrets.randbits(128) if seed is None else seed
+
+    def _results(
+        self,
+        fn: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        *,
+        chunksize: int | None,
+        ordered: bool,
+        progress: bool,
+        options: RunOptions,
+        seed: int | None,
+        return_exceptions: bool,
+        total: int | None,
+        deadline: float | None = None,
+    ) -> Iterator[Any]:
+        backend = self._live_backend()
+        job = StreamJob(fn, options, self._entropy(seed))
+        backend.prepare(job)  # an unpicklable function fails here, before any input is read
+        job.sizer = ChunkSizer(backend.workers, total, fixed=chunksize)
+        return self._stream(
+            backend, job, iter(iterable), ordered, progress, return_exceptions, total, deadline
+        )
+
+    def _stream(
+        self,
+        backend: Backend,
+        job: StreamJob,
+        items: Iterator[Any],
+        ordered: bool,
+        progress: bool,
+        return_exceptions: bool,
+        total: int | None,
+        deadline: float | None,
+    ) -> Iterator[Any]:
+        sizer = job.sizer
+        assert sizer is not None
+        max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
+        held: dict[int, Chunk] = {}  # finished chunks waiting for an earlier one (ordered)
+        next_seq = seq = fed = in_flight = 0
+        exhausted = failed = False
+        bar = None
+        if progress:
+            from .._progress import progress_bar
+
+            bar = progress_bar(total, getattr(job.fn, "__name__", "lightwork"))
+        try:
+            while True:
+                # Feed: keep the workers busy, but never hold more than max_in_flight chunks.
+                while not exhausted and not failed and in_flight < max_in_flight:
+                    size = sizer.next_size(None if total is None else total - fed)
+                    batch = list(itertools.islice(items, size))
+                    exhausted = len(batch) < size
+                    if not batch:
+                        break
+                    chunk = Chunk(job, seq, range(fed, fed + len(batch)), batch)
+                    seq += 1
+                    fed += len(batch)
+                    in_flight += 1
+                    backend.submit(Attempt(chunk, 0, len(batch)))
+                if in_flight == 0:
+                    return
+                done = self._next_done(job, deadline)
+                if bar is not None:
+                    bar.update(len(done))
+                failed = failed or (bool(done.errors) and not return_exceptions)
+                if not ordered:
+                    in_flight -= 1
+                    yield from _outcomes(done, return_exceptions)
+                    continue
+                held[done.seq] = done
+                while next_seq in held:
+                    in_flight -= 1
+                    yield from _outcomes(held.pop(next_seq), return_exceptions)
+                    next_seq += 1
+        except KeyboardInterrupt:
+            self.terminate()  # one Ctrl-C stops every worker, not just this call
+            raise
+        finally:
+            job.cancel()
+            if bar is not None:
+                bar.close()
+
+    @staticmethod
+    def _next_done(job: StreamJob, deadline: float | None) -> Chunk:
+        try:
+            if deadline is None:
+                done = job.done.get()
+            else:
+                done = job.done.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError("Executor.map timed out before all results were ready") from None
+        if isinstance(done, BaseException):
+            raise done
+        return done
+
+
+def _outcomes(chunk: Chunk, return_exceptions: bool) -> Iterable[Any]:
+    """A chunk's results in order: its list as it is when nothing failed (the fast path)."""
+    if not chunk.errors:
+        return chunk.values
+    return _outcomes_with_errors(chunk, return_exceptions)
+
+
+def _outcomes_with_errors(chunk: Chunk, return_exceptions: bool) -> Iterator[Any]:
+    """Yield up to the first failure, then raise it: the lowest failing index, as serially."""
+    for position, value in enumerate(chunk.values):
+        error = chunk.errors.get(position)
+        if error is None:
+            yield value
+        elif return_exceptions:
+            yield error
+        else:
+            raise error
+
+
+def _common_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
+    if all(isinstance(items, Sized) for items in iterables):
+        return min(len(items) for items in iterables)  # type: ignore[arg-type]
+    return None

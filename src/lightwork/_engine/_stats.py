@@ -1,0 +1,75 @@
+"""Statistics: small frozen snapshots of where the time went."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WorkerStatistics:
+    """One worker's totals since it started (a replaced worker gets a new entry)."""
+
+    worker: int  #: the worker's number in its executor, from 0
+    pid: int  #: the worker's process id (the parent's for thread and serial workers)
+    tasks: int  #: tasks finished, with or without error
+    chunks: int  #: chunks (messages of tasks) finished
+    busy_seconds: float  #: time spent running tasks
+    serialize_seconds: float  #: time spent pickling results (process workers)
+    deserialize_seconds: float  #: time spent unpickling functions and arguments
+    idle_seconds: float  #: time spent waiting for work
+    alive: bool  #: False once the worker exited, crashed or was replaced
+
+
+@dataclass(frozen=True)
+class ExecutorStatistics:
+    """What an executor has done: ``Executor.statistics()``."""
+
+    backend: str
+    max_workers: int
+    tasks_done: int
+    chunks_done: int
+    workers_started: int  #: includes replacements for crashed and recycled workers
+    workers_crashed: int
+    tasks_retried: int  #: re-runs after a crash or a timeout
+    workers: tuple[WorkerStatistics, ...] = field(default=())
+
+    @property
+    def busy_seconds(self) -> float:
+        return sum(w.busy_seconds for w in self.workers)
+
+
+class WorkerCounters:
+    """The mutable totals behind a WorkerStatistics, updated by one thread only."""
+
+    __slots__ = (
+        "alive",
+        "busy",
+        "chunks",
+        "deserialize",
+        "idle",
+        "pid",
+        "serialize",
+        "tasks",
+        "worker",
+    )
+
+    def __init__(self, worker: int, pid: int | None = None) -> None:
+        self.worker = worker
+        self.pid = pid if pid is not None else os.getpid()
+        self.tasks = self.chunks = 0
+        self.busy = self.serialize = self.deserialize = self.idle = 0.0
+        self.alive = True
+
+    def snapshot(self) -> WorkerStatistics:
+        return WorkerStatistics(
+            self.worker,
+            self.pid,
+            self.tasks,
+            self.chunks,
+            self.busy,
+            self.serialize,
+            self.deserialize,
+            self.idle,
+            self.alive,
+        )

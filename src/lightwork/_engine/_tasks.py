@@ -1,0 +1,267 @@
+"""The units of work every backend handles: jobs, chunks, attempts, and the loop that runs them.
+
+A *job* is one call (``map``, ``imap``, ``starmap``, or one ``submit``): a function, its options
+and a sink for finished chunks. A *chunk* is a run of consecutive tasks of a job; it owns their
+arguments until every task has an outcome. An *attempt* is a slice ``[lo, hi)`` of a chunk sent
+to one worker: the whole chunk at first, the unfinished rest after a worker died.
+
+    input items --(feeder: ChunkSizer)--> Chunk --> Attempt --> backend --> worker: run_chunk()
+                                            ^                                     |
+                                            +--- resolve(lo, values, errors) <----+
+    Chunk fully resolved --> job.chunk_done(chunk) --> StreamJob queue / FutureJob future
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from .._chunking import ChunkSizer
+from .._options import RunOptions
+from .._random import SLOT_INDEX, SLOT_STARTED, Slot, task_context
+
+_job_ids = itertools.count()
+
+
+class Star:
+    """Calls ``fn(*args)`` for starmap: keeps the engine's loop to one ``fn(arg)`` form."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, args: Sequence[Any]) -> Any:
+        return self.fn(*args)
+
+
+class Call:
+    """Calls ``fn(*args, **kwargs)`` for ``Executor.submit``."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
+        return self.fn(*call[0], **call[1])
+
+
+class Job:
+    """One call's function, options and sink; subclasses say what a finished chunk becomes."""
+
+    def __init__(self, fn: Callable[[Any], Any], options: RunOptions, entropy: int) -> None:
+        self.id = next(_job_ids)
+        self.fn = fn
+        self.options = options
+        self.entropy = entropy  # the seed, or fresh entropy: see lightwork._random
+        self.cancelled = False
+        # Set by the process backend: the function pickled once for every worker.
+        self.fn_payload: bytes | None = None
+        self.spec_id = -1
+        self.sizer: ChunkSizer | None = None
+
+    def start(self) -> bool:
+        """Called by a backend before it runs an attempt: False if the job was cancelled."""
+        return not self.cancelled
+
+    def measured(self, tasks: int, seconds: float) -> None:
+        """A backend reports that ``tasks`` tasks took ``seconds`` of compute."""
+        if self.sizer is not None:
+            self.sizer.record(tasks, seconds)
+
+    def chunk_done(self, chunk: Chunk) -> None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Drop this job's attempts that have not started; running ones finish unobserved."""
+        self.cancelled = True
+
+    def abort(self, error: BaseException) -> None:
+        """The backend can no longer run this job: cancel it and tell whoever waits on it."""
+        self.cancel()
+
+
+class Chunk:
+    """Consecutive tasks of one job, with their outcomes as they arrive."""
+
+    __slots__ = ("args", "errors", "indices", "job", "retries_used", "seq", "unresolved", "values")
+
+    def __init__(self, job: Job, seq: int, indices: range, args: list[Any]) -> None:
+        self.job = job
+        self.seq = seq  # the chunk's rank in its job, for ordered output
+        self.indices = indices  # the tasks' positions in the job's input
+        self.args = args
+        self.values: list[Any] = []  # filled by resolve(); errored positions hold None
+        self.errors: dict[int, BaseException] = {}  # position in chunk -> exception
+        self.retries_used: dict[int, int] = {}  # position -> crash or timeout retries spent
+        self.unresolved = len(args)
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    def resolve(self, lo: int, values: list[Any], errors: dict[int, BaseException]) -> None:
+        """Record the outcomes of positions ``lo .. lo + len(values)``; errors by position."""
+        if lo == 0 and len(values) == len(self.args):
+            self.values = values  # the common case: the whole chunk in one piece, no copy
+        else:
+            if not self.values:
+                self.values = [None] * len(self.args)
+            self.values[lo : lo + len(values)] = values
+        self.errors.update(errors)
+        self.unresolved -= len(values)
+        if self.unresolved == 0:
+            self.job.chunk_done(self)
+
+    def fail(self, position: int, error: BaseException) -> None:
+        """Give one position an error outcome (a crash, a timeout, a serialization failure)."""
+        add_task_note(error, self.indices[position])
+        self.resolve(position, [None], {position: error})
+
+
+class Attempt:
+    """Positions ``lo .. hi`` of a chunk, sent to one worker."""
+
+    __slots__ = ("chunk", "hi", "lo", "payload")
+
+    def __init__(self, chunk: Chunk, lo: int, hi: int, payload: bytes | None = None) -> None:
+        self.chunk = chunk
+        self.lo = lo
+        self.hi = hi
+        self.payload = payload  # the pickled args[lo:hi], made by whoever sliced it
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def indices(self) -> range:
+        return self.chunk.indices[self.lo : self.hi]
+
+    def args(self) -> list[Any]:
+        args = self.chunk.args
+        return args if self.lo == 0 and self.hi == len(args) else args[self.lo : self.hi]
+
+
+class StreamJob(Job):
+    """A map, imap or starmap call: finished chunks queue up for the consuming iterator."""
+
+    def __init__(self, fn: Callable[[Any], Any], options: RunOptions, entropy: int) -> None:
+        super().__init__(fn, options, entropy)
+        # Finished chunks, or the error that ends the job early (the executor was terminated).
+        self.done: queue.SimpleQueue[Chunk | BaseException] = queue.SimpleQueue()
+
+    def chunk_done(self, chunk: Chunk) -> None:
+        self.done.put(chunk)
+
+    def abort(self, error: BaseException) -> None:
+        super().abort(error)
+        self.done.put(error)
+
+
+class FutureJob(Job):
+    """One ``submit``: its only chunk has one task whose outcome settles the future."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], options: RunOptions, entropy: int, future: Future[Any]
+    ) -> None:
+        super().__init__(fn, options, entropy)
+        self.future = future
+
+    def chunk_done(self, chunk: Chunk) -> None:
+        if self.future.done():  # cancelled while its task ran
+            return
+        error = chunk.errors.get(0)
+        if error is None:
+            self.future.set_result(chunk.values[0])
+        else:
+            self.future.set_exception(error)
+
+    def start(self) -> bool:
+        if self.cancelled:
+            return False
+        if self.future.running():  # a retry after a crash or a timeout
+            return True
+        return self.future.set_running_or_notify_cancel()
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.future.cancel()
+
+    def abort(self, error: BaseException) -> None:
+        super().abort(error)
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+def add_task_note(error: BaseException, index: int) -> None:
+    note = f"lightwork: raised by task {index}"
+    if note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+
+
+def run_chunk(
+    job: Job,
+    indices: range,
+    args: Sequence[Any],
+    slot: Slot | None = None,
+    timed: bool = False,
+) -> tuple[list[Any], dict[int, BaseException], float]:
+    """Run tasks in order in this thread: (values, errors by position, compute seconds).
+
+    The one loop every backend uses, so they agree on semantics: each task sees its own random
+    stream, a task's exception is recorded and the next task runs, and exceptions named in
+    ``retry_on`` are retried in place up to ``retries`` times.
+
+    Before each task the loop writes its index into ``slot`` (and, when ``timed``, its start
+    time just before): that one write tells ``lightwork.rng()`` which task runs and, for a
+    process worker whose slot is shared memory, tells the supervisor which task a dead or
+    over-time worker held. It is the only per-task bookkeeping, to keep tiny tasks cheap.
+    """
+    fn = job.fn
+    values: list[Any] = []
+    append = values.append
+    errors: dict[int, BaseException] = {}
+    monotonic = time.monotonic
+    if slot is None:
+        slot = task_context.own_slot()
+    saved = (task_context.entropy, task_context.slot)  # a task may run a nested map
+    task_context.entropy, task_context.slot = job.entropy, slot
+    first = indices.start
+    started = time.perf_counter()
+    try:
+        for index, arg in zip(indices, args, strict=False):  # equal lengths by construction
+            if timed:  # before the index: the supervisor reads them the other way round
+                slot[SLOT_STARTED] = monotonic()
+            slot[SLOT_INDEX] = index
+            try:
+                append(fn(arg))
+            except Exception as error:
+                value, failure = _retry_in_place(job, arg, error)
+                append(value)
+                if failure is not None:
+                    add_task_note(failure, index)
+                    errors[index - first] = failure
+    finally:
+        task_context.entropy, task_context.slot = saved
+    return values, errors, time.perf_counter() - started
+
+
+def _retry_in_place(job: Job, arg: Any, error: Exception) -> tuple[Any, Exception | None]:
+    """Re-run a task whose exception the user asked to retry; (value, final error or None)."""
+    options = job.options
+    for _ in range(options.retries):
+        if not isinstance(error, options.retry_on):
+            break
+        try:
+            return job.fn(arg), None
+        except Exception as again:
+            error = again
+    return None, error
+
+
+def format_remote(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))

@@ -1,0 +1,87 @@
+"""What lightwork raises.
+
+Every error is a :class:`LightworkError` and also subclasses what users already catch, so
+``except ValueError`` or ``except concurrent.futures.BrokenExecutor`` keeps working when code
+moves from the standard library to lightwork::
+
+    LightworkError
+    ├── InvalidOptionError (ValueError)          a bad option: max_workers=0, backend="gpu", ...
+    ├── SerializationError (pickle.PicklingError) a function, argument or result that won't pickle
+    ├── ExecutorShutdownError (RuntimeError)     submit() after shutdown()
+    ├── TaskTimeoutError (TimeoutError)          a task ran past task_timeout
+    └── BrokenWorkerError (BrokenExecutor)
+        ├── WorkerCrashedError                   a worker died while it held a task
+        └── WorkerInitializationError            the initializer raised
+
+A task's own exception is never wrapped: it reaches the caller as its own type, with the
+worker's traceback text as ``__cause__`` (a :class:`RemoteTraceback`) and a note naming the
+index of the task that raised it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import BrokenExecutor
+
+__all__ = [
+    "BrokenWorkerError",
+    "ExecutorShutdownError",
+    "InvalidOptionError",
+    "LightworkError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+    "WorkerInitializationError",
+]
+
+
+class LightworkError(Exception):
+    """Base class of every error lightwork raises itself (never of a task's own errors)."""
+
+
+class InvalidOptionError(LightworkError, ValueError):
+    """An option has a value lightwork cannot use; the message names the option and the value."""
+
+
+class SerializationError(LightworkError, pickle.PicklingError):
+    """A function, an argument or a result could not be pickled or unpickled.
+
+    Raised for the one task concerned; the message says what failed (function, arguments or
+    result), for which task index, and why. The executor stays usable.
+    """
+
+
+class ExecutorShutdownError(LightworkError, RuntimeError):
+    """Work was submitted to an executor after ``shutdown()``."""
+
+
+class TaskTimeoutError(LightworkError, TimeoutError):
+    """A task ran longer than ``task_timeout`` seconds and was stopped."""
+
+
+class BrokenWorkerError(LightworkError, BrokenExecutor):
+    """A worker could not run a task for a reason outside the task's own code."""
+
+
+class WorkerCrashedError(BrokenWorkerError):
+    """A worker process died (signal, ``os._exit``, segfault) while it held the task.
+
+    The message names the task index, the worker's pid, its exit code or signal name and, where
+    it can tell, a likely cause such as the out-of-memory killer.
+    """
+
+
+class WorkerInitializationError(BrokenWorkerError):
+    """The executor's ``initializer`` raised in a worker; its traceback is the ``__cause__``."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, attached as the ``__cause__``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text

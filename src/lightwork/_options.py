@@ -1,0 +1,142 @@
+"""Validation of the options every entry point shares, so each bad value gets one clear message."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import InvalidOptionError
+
+BACKENDS = ("serial", "threads", "processes")
+START_METHODS = ("fork", "forkserver", "spawn")
+
+
+def available_cpus() -> int:
+    """The CPUs this process may actually use: its affinity mask and its cgroup CPU quota.
+
+    ``os.cpu_count()`` counts the machine's CPUs, which over-subscribes a container or a job
+    pinned to a few cores.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` or v1 ``cfs_quota_us``, or None if unlimited."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()
+        if quota != "max":
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            quota_us = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period_us = int(f.read())
+        return quota_us / period_us if quota_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_backend(backend: object) -> str:
+    if backend not in BACKENDS:
+        raise InvalidOptionError(
+            f"unknown backend {backend!r}: choose one of {', '.join(map(repr, BACKENDS))}"
+        )
+    assert isinstance(backend, str)
+    return backend
+
+
+def check_max_workers(max_workers: object) -> int:
+    if max_workers is None:
+        return available_cpus()
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+        raise InvalidOptionError(f"max_workers must be a positive int or None, not {max_workers!r}")
+    if max_workers <= 0:
+        raise InvalidOptionError(f"max_workers must be at least 1, not {max_workers}")
+    return max_workers
+
+
+def check_chunksize(chunksize: object) -> int | None:
+    if chunksize is None:
+        return None
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+        raise InvalidOptionError(f"chunksize must be a positive int or None, not {chunksize!r}")
+    if chunksize <= 0:
+        raise InvalidOptionError(f"chunksize must be at least 1, not {chunksize}")
+    return chunksize
+
+
+def check_retries(retries: object) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidOptionError(f"retries must be an int >= 0, not {retries!r}")
+    return retries
+
+
+def check_timeout(name: str, seconds: object) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise InvalidOptionError(f"{name} must be a number of seconds > 0 or None, not {seconds!r}")
+    return float(seconds)
+
+
+def check_retry_on(retry_on: object) -> tuple[type[BaseException], ...]:
+    types = (retry_on,) if isinstance(retry_on, type) else retry_on
+    if not isinstance(types, tuple) or not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in types
+    ):
+        raise InvalidOptionError(
+            f"retry_on must be an exception type or a tuple of them, not {retry_on!r}"
+        )
+    return types
+
+
+def check_seed(seed: object) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidOptionError(f"seed must be an int >= 0 or None, not {seed!r}")
+    return seed
+
+
+def check_start_method(start_method: object) -> str | None:
+    if start_method is not None and start_method not in START_METHODS:
+        raise InvalidOptionError(
+            f"unknown start_method {start_method!r}: choose one of "
+            f"{', '.join(map(repr, START_METHODS))} or None"
+        )
+    return None if start_method is None else str(start_method)
+
+
+def check_callable(fn: object, what: str = "fn") -> None:
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable, not {type(fn).__name__} {fn!r:.80}")
+
+
+def check_iterable(items: object, what: str = "iterable") -> Iterable[Any]:
+    if not isinstance(items, Iterable):
+        raise TypeError(f"{what} must be iterable, not {type(items).__name__} {items!r:.80}")
+    return items
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the tasks of one call run: the per-call options of map, imap, starmap and submit."""
+
+    retries: int = 1
+    retry_on: tuple[type[BaseException], ...] = ()
+    task_timeout: float | None = None
+    seed: int | None = None

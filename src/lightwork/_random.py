@@ -1,0 +1,118 @@
+"""Per-task random streams: the same numbers for a task whatever runs it.
+
+Each job has an entropy (its ``seed``, or fresh entropy when no seed is given) and each task an
+index: its position in the input. A task's stream is derived from ``(entropy, index)`` only,
+never from the worker, the chunk or the backend, so a seeded run gives bit-identical results on
+one worker or sixty-four, on threads, processes or a cluster, and unseeded streams are never
+shared between workers (the duplicated-sample bug of forked NumPy generators, numpy#9650).
+
+The engine sets :data:`task_context` around every chunk it runs, and the running task's index
+in its slot (``run_chunk``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random as _stdlib_random
+import threading
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ._errors import LightworkError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["random", "rng", "task_context"]
+
+
+# A task slot is three doubles: the serial of the attempt being run, the index of the running
+# task and time.monotonic() when it started. A process worker's slot is shared memory that its
+# supervisor reads; other threads use a private one. Doubles hold task indices exactly to 2**53.
+SLOT_SERIAL, SLOT_INDEX, SLOT_STARTED = range(3)
+SLOT_SIZE = 3
+
+
+Slot: TypeAlias = "memoryview[float]"  # a task slot, as the engine and the supervisor see it
+
+
+def new_slot() -> Slot:
+    slot: Slot = memoryview(bytearray(8 * SLOT_SIZE)).cast("d")
+    slot[SLOT_INDEX] = -1
+    return slot
+
+
+class _TaskContext(threading.local):
+    """Which task this thread is running: set by the engine, read by rng() and random()."""
+
+    entropy: int | None = None  # the running job's entropy; None outside a task
+    slot: Slot | None = None  # slot[SLOT_INDEX] is the running task's index
+    private_slot: Slot | None = None
+    # (entropy, index, generator): rng() returns the same generator within one task.
+    cached_numpy: tuple[int, int, Any] | None = None
+    cached_random: tuple[int, int, _stdlib_random.Random] | None = None
+
+    def own_slot(self) -> Slot:
+        if self.private_slot is None:
+            self.private_slot = new_slot()
+        return self.private_slot
+
+
+task_context = _TaskContext()
+
+
+def _current_task() -> tuple[int, int]:
+    entropy, slot = task_context.entropy, task_context.slot
+    if entropy is None or slot is None or slot[SLOT_INDEX] < 0:
+        raise LightworkError(
+            "lightwork.rng() and lightwork.random() give a task its own random stream, so they "
+            "are only available inside a task run by lightwork (map, imap, starmap, submit)"
+        )
+    return entropy, int(slot[SLOT_INDEX])
+
+
+def rng() -> np.random.Generator:
+    """The running task's NumPy generator, from ``SeedSequence(seed, spawn_key=(index,))``.
+
+    Repeated calls within one task return the same generator, so its stream continues.
+
+    >>> import lightwork
+    >>> def draw(_):
+    ...     return float(lightwork.rng().random())
+    >>> a = lightwork.map(draw, range(4), backend="threads", seed=42)
+    >>> a == lightwork.map(draw, range(4), backend="serial", seed=42)
+    True
+    """
+    import numpy as np
+
+    entropy, index = _current_task()
+    cached = task_context.cached_numpy
+    if cached is not None and cached[0] == entropy and cached[1] == index:
+        generator: np.random.Generator = cached[2]
+        return generator
+    sequence = np.random.SeedSequence(entropy, spawn_key=(index,))
+    generator = np.random.Generator(np.random.PCG64(sequence))
+    task_context.cached_numpy = (entropy, index, generator)
+    return generator
+
+
+def random() -> _stdlib_random.Random:
+    """The running task's :class:`random.Random`, for pure-Python code such as the tutorials'.
+
+    It is seeded from the same ``(seed, task index)`` pair as :func:`rng` (without needing
+    NumPy), and repeated calls within one task return the same instance.
+
+    >>> import lightwork
+    >>> def coin(_):
+    ...     return lightwork.random().random() < 0.5
+    >>> lightwork.map(coin, range(6), backend="serial", seed=1) == lightwork.map(
+    ...     coin, range(6), backend="threads", max_workers=3, seed=1)
+    True
+    """
+    entropy, index = _current_task()
+    cached = task_context.cached_random
+    if cached is not None and cached[0] == entropy and cached[1] == index:
+        return cached[2]
+    digest = hashlib.blake2b(f"lightwork:{entropy}:{index}".encode(), digest_size=32).digest()
+    generator = _stdlib_random.Random(int.from_bytes(digest, "little"))
+    task_context.cached_random = (entropy, index, generator)
+    return generator

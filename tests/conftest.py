@@ -1,0 +1,94 @@
+"""Shared fixtures: every behavioural test runs on every backend.
+
+``backend`` parametrizes a test over the serial reference, threads, and processes under the
+default start method and under spawn (the default on macOS and Windows).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+import lightwork
+
+BACKENDS = {
+    "serial": {"backend": "serial"},
+    "threads": {"backend": "threads", "max_workers": 2},
+    "processes": {"backend": "processes", "max_workers": 2},
+    "spawn": {"backend": "processes", "max_workers": 2, "start_method": "spawn"},
+}
+PARALLEL = [name for name in BACKENDS if name != "serial"]
+PROCESS_BACKENDS = ["processes", "spawn"]
+
+MakeExecutor = Callable[..., lightwork.Executor]
+
+
+def _factory(name: str) -> Iterator[MakeExecutor]:
+    made: list[lightwork.Executor] = []
+
+    def make(**overrides: Any) -> lightwork.Executor:
+        options = {**BACKENDS[name], **overrides}
+        if options["backend"] == "serial":
+            options.pop("max_workers", None)
+        executor = lightwork.Executor(**options)
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def make_executor(request: pytest.FixtureRequest) -> Iterator[MakeExecutor]:
+    """A factory of executors on each backend in turn; they are shut down after the test."""
+    yield from _factory(request.param)
+
+
+@pytest.fixture(params=PARALLEL)
+def make_parallel_executor(request: pytest.FixtureRequest) -> Iterator[MakeExecutor]:
+    yield from _factory(request.param)
+
+
+@pytest.fixture(params=PROCESS_BACKENDS)
+def make_process_executor(request: pytest.FixtureRequest) -> Iterator[MakeExecutor]:
+    yield from _factory(request.param)
+
+
+@pytest.fixture
+def no_leftover_children() -> Iterator[None]:
+    """Fails the test if it leaves a child process of ours running (forkserver excepted)."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    deadline = 5.0
+    import time
+
+    end = time.monotonic() + deadline
+    while True:
+        left = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and _is_worker(p)
+        ]
+        if not left or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    assert not left, f"processes left behind: {left}"
+
+
+def _is_worker(process: psutil.Process) -> bool:
+    try:
+        return "forkserver" not in " ".join(process.cmdline()) and process.status() != "zombie"
+    except psutil.Error:
+        return False
+
+
+def pids_of(executor: lightwork.Executor) -> set[int]:
+    return {w.pid for w in executor.statistics().workers if w.alive}
+
+
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")

@@ -1,0 +1,136 @@
+"""Task functions for the tests: importable by reference in every worker."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+
+class CustomError(Exception):
+    pass
+
+
+class NeedsTwoArgs(Exception):
+    """Pickles but won't unpickle the default way: __init__ wants two arguments."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}-{b}")
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def fail_on(x: int, bad: int = 3) -> int:
+    if x == bad:
+        raise CustomError(f"task got {x}")
+    return x
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def sleep_then(x: tuple[float, Any]) -> Any:
+    time.sleep(x[0])
+    return x[1]
+
+
+def sleep_and_return(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+def pid(_: object = None) -> int:
+    return os.getpid()
+
+
+def where(_: object = None) -> tuple[int, int]:
+    return os.getpid(), threading.get_ident()
+
+
+def kill_self(x: int) -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def exit_three(x: int) -> int:
+    os._exit(3)
+
+
+def segfault(x: int) -> int:
+    ctypes.string_at(0)
+    return x
+
+
+def hang(x: int) -> int:
+    time.sleep(3600)
+    return x
+
+
+def kill_once(arg: tuple[int, str]) -> int:
+    """SIGKILL this worker the first time it runs (the marker file records it), then succeed."""
+    x, marker = arg
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
+
+
+def fail_until(arg: tuple[int, str, int]) -> int:
+    """Raise CustomError until called `times` times (counted in a file), then return x."""
+    x, counter, times = arg
+    with open(counter, "a") as f:
+        f.write(".")
+    with open(counter) as f:
+        calls = len(f.read())
+    if calls <= times:
+        raise CustomError(f"call {calls}")
+    return x
+
+
+def unpicklable_result(_: object) -> Any:
+    return threading.Lock()
+
+
+def raise_unpicklable_error(_: object) -> Any:
+    raise NeedsTwoArgs(1, 2)
+
+
+class FailsToUnpickle:
+    """Pickles fine, raises when unpickled: a fault injector for the loading side."""
+
+    def __reduce__(self) -> Any:
+        return (_refuse, ())
+
+
+def _refuse() -> Any:
+    raise RuntimeError("refusing to unpickle")
+
+
+def return_fails_to_unpickle(_: object) -> Any:
+    return FailsToUnpickle()
+
+
+_worker_state = threading.local()  # per worker: a process, or a thread of the threads backend
+
+
+def remember(value: int) -> None:
+    _worker_state.value = value
+
+
+def initialized(_: object = None) -> int | None:
+    return getattr(_worker_state, "value", None)
+
+
+def broken_initializer() -> None:
+    raise CustomError("initializer failed")
