@@ -11,8 +11,9 @@ import time
 import pytest
 
 import lightwork
-from conftest import MakeExecutor, pids_of
 from lightwork._chunking import MAX_CHUNK
+
+from conftest import MakeExecutor, pids_of
 from tasks import CustomError, add, fail_on, identity, initialized, remember, sleep_then, square
 
 

@@ -12,13 +12,24 @@ import atexit
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from .._options import check_backend, check_max_workers
 from ._executor import Executor
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class RunKwargs(TypedDict, total=False):
+    """The per-call options every entry point shares, beyond the fixed five."""
+
+    retries: int  #: re-runs of a task whose worker crashed or timed out (default 1)
+    retry_on: type[BaseException] | tuple[type[BaseException], ...]  #: also retry these
+    task_timeout: float | None  #: seconds a task may run before it is stopped
+    seed: int | None  #: makes lightwork.rng() and lightwork.random() reproducible
+    return_exceptions: bool  #: yield a failed task's exception instead of raising it
+
 
 _lock = threading.Lock()
 _warm: dict[tuple[str, int], Executor] = {}
@@ -53,7 +64,7 @@ def map(
     chunksize: int | None = None,
     ordered: bool = True,
     progress: bool = False,
-    **options: Any,
+    **options: Unpack[RunKwargs],
 ) -> list[R]:
     """``[fn(x) for x in iterable]`` in parallel, on a warm pool of workers.
 
@@ -85,7 +96,7 @@ def starmap(
     chunksize: int | None = None,
     ordered: bool = True,
     progress: bool = False,
-    **options: Any,
+    **options: Unpack[RunKwargs],
 ) -> list[R]:
     """``[fn(*args) for args in iterable]`` in parallel, like ``Pool.starmap``.
 
@@ -108,7 +119,7 @@ def imap(
     chunksize: int | None = None,
     ordered: bool = True,
     progress: bool = False,
-    **options: Any,
+    **options: Unpack[RunKwargs],
 ) -> Iterator[R]:
     """Lazily yield ``fn(x)`` for each ``x``: input is read only as results are consumed.
 

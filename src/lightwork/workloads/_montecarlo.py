@@ -5,7 +5,7 @@ pi with standard error ``4 * sqrt(p * (1 - p) / samples)``, ``p = pi / 4``.
 
 * :func:`count_inside_python` is the tutorial's pure-Python loop, made as fast as the
   interpreter allows.
-* :func:`count_inside_numpy` is the single-core NumPy kernel (about 50 times faster); see its
+* :func:`count_inside_numpy` is the single-core NumPy kernel (about 45 times faster); see its
   docstring for the formulation and ``bench/bench_pi_kernels.py`` for the measurements behind it.
 
 NumPy is imported inside :func:`count_inside_numpy` only, so importing this module stays cheap.
@@ -58,7 +58,8 @@ def count_inside_python(rnd: random.Random, samples: int) -> int:
 
     Each point draws x then y, so the count equals that of the plain loop
     ``for _ in range(samples): x = rnd.random(); y = rnd.random(); ...`` for the same generator
-    state; it runs about 1.4 times as fast (the draws and the pairing are done by C iterators).
+    state. It runs about twice as fast as that loop, 1.4 times as fast as the loop with
+    ``rnd.random`` bound to a local, because C iterators do the drawing and the pairing.
 
     >>> import random
     >>> inside = count_inside_python(random.Random(42), 100_000)
@@ -101,12 +102,13 @@ def count_inside_numpy(rng: np.random.Generator, samples: int) -> int:
     arithmetic, no rounding anywhere). That is the continuous problem on a lattice of step
     ``2**-32``: the lattice adds about ``2**32`` points along the axes, a relative bias of
     ``4 / (pi * 2**32) ~ 3e-10``, which would take some 10**18 samples to detect. (Float32
-    coordinates, with 24 bits and a rounded ``x*x + y*y``, are biased at ``~4e-8``; plain 16-bit
-    integer coordinates at ``2e-5``, visible after about 10**10 samples.)
+    coordinates, with 24 bits and a rounded ``x*x + y*y``, are biased at ``~8e-8``; plain 16-bit
+    integer coordinates at ``2e-5``, plain to see within 10**10 samples.)
 
     **How, cheaply.** Drawing is the bottleneck: NumPy gives about 300 M 64-bit words per
-    second here, which caps any 64-bit-per-point formulation (float64 pairs, 32-bit integer
-    pairs) below 200 M points/s. So each point first uses only 16 bits, ``x`` and ``y`` the top 8
+    second here, which with the arithmetic holds formulations spending a word per point (32-bit
+    integer pairs) to about 160 M points/s, and float64 pairs (two words) to 100 M. So each point
+    first uses only 16 bits, ``x`` and ``y`` the top 8
     bits of ``X`` and ``Y``, with exact ``uint16`` arithmetic on the coarse cell:
 
     * ``x**2 + y**2 >= 256**2``: every refinement of the cell is outside;
@@ -116,8 +118,7 @@ def count_inside_numpy(rng: np.random.Generator, samples: int) -> int:
 
     Since the low bits are uniform and independent of the coarse bits whether or not they are
     drawn, the count has exactly the distribution of the 32-bit lattice above. Measured on one
-    core: about 370 M points/s, against 170 M for the fastest plain 64-bit formulation (see
-    ``bench/bench_pi_kernels.py``).
+    core: about 375 M points/s (see ``bench/bench_pi_kernels.py``).
 
     Each 64-bit word is split into 16-bit points through a native-endian view, so big-endian
     hosts pair the bits differently: same distribution, different counts for one seed.

@@ -321,7 +321,7 @@ class ProcessBackend(Backend):
         slot_array[SLOT_SERIAL] = -1
         process = self._context.Process(
             target=worker_main,
-            args=(child_conn, slot_array, self._initializer),
+            args=(child_conn, slot_array, self._initializer, os.getpid()),
             name=f"lightwork-worker-{number}",
         )
         process.start()
@@ -493,7 +493,10 @@ class ProcessBackend(Backend):
         if worker.retiring and not worker.inflight and worker.timed_out is None:
             return  # recycled after max_tasks_per_worker: _spawn_missing replaces it
         self._workers_crashed += worker.timed_out is None
-        if not worker.ran_something and not worker.inflight:
+        if not worker.ran_something and worker.slot[SLOT_SERIAL] < 0:
+            # It died before it even read a task: blame the start-up, not a task.
+            self._pending.extendleft(reversed([a for _, a in worker.inflight]))
+            worker.inflight.clear()
             self._startup_deaths += 1
             if self._startup_deaths >= MAX_STARTUP_DEATHS:
                 self._break(

@@ -47,9 +47,9 @@ class _BrokenSpec:
         self.message = message
 
 
-def worker_main(conn: Connection, slot_array: Any, initializer: bytes | None) -> None:
+def worker_main(conn: Connection, slot_array: Any, initializer: bytes | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _watch_parent(os.getppid())
+    _watch_parent(parent)
     slot: Slot = memoryview(slot_array).cast("B").cast("d")
     if initializer is not None:
         try:
@@ -146,12 +146,34 @@ def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[lis
 
 
 def _watch_parent(parent: int) -> None:
-    """Exit when the parent dies: then this process is re-parented, and getppid() changes."""
+    """Exit when the parent dies, so a SIGKILLed parent leaves no workers running.
+
+    With fork and spawn this process is re-parented and getppid() changes. With forkserver its
+    parent is the fork server, which outlives the pool's owner while workers hold its pipe, so
+    the owner's pid is watched directly.
+    """
+    original_ppid = os.getppid()
 
     def watch() -> None:
         while True:
             time.sleep(PARENT_CHECK_SECONDS)
-            if os.getppid() != parent:
+            if os.getppid() != original_ppid or not _alive(parent):
                 os._exit(1)
 
     threading.Thread(target=watch, name="lightwork-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs: exists, and on Linux is not a zombie awaiting its own parent."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,346 @@
+"""Shared helpers for the benchmarks: workloads, the peer pools behind one interface, probes.
+
+Kept importable without side effects and with the standard library only at the top, so that
+worker processes (fork, forkserver, loky's spawn) can unpickle ``square`` and ``find_pi`` by
+reference cheaply: the bench scripts put this folder on ``PYTHONPATH`` for their children.
+
+Every pool factory is a context manager yielding a :class:`Runner`; leaving it shuts the pool
+down. A peer that is not installed raises ImportError on entry, which the caller reports as a
+skipped row.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from random import random
+from typing import Any
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# ---- workloads (module level: every library pickles them by reference) ----------------------
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def find_pi(n: int) -> int:
+    """The tutorials' pure-Python Monte Carlo pi: how many of n random points fall in the circle."""
+    inside = 0
+    for _ in range(n):
+        x = random()
+        y = random()
+        if x * x + y * y <= 1.0:
+            inside += 1
+    return inside
+
+
+def put_bench_dir_on_child_path() -> None:
+    """Children of any start method (and loky's fresh interpreters) can import this module."""
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if BENCH_DIR not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([BENCH_DIR, *paths])
+
+
+# ---- one interface over every pool ------------------------------------------------------------
+
+
+class Runner:
+    """``map(fn, items, chunksize)`` on one live pool; ``chunksize=None`` is the library default."""
+
+    def __init__(
+        self,
+        map_fn: Callable[[Callable[[Any], Any], Sequence[Any], int | None], list[Any]],
+        stats: Callable[[], Any] | None = None,
+    ) -> None:
+        self._map = map_fn
+        self.stats = stats
+        self.own_seconds: float | None = None  # set by a runner that times a map itself
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None = None):
+        return self._map(fn, items, chunksize)
+
+
+def tuned_chunksize(n_items: int, workers: int) -> int:
+    """``multiprocessing.Pool.map``'s own default: four chunks per worker."""
+    return max(1, -(-n_items // (4 * workers)))
+
+
+def shutdown_lightwork_warm_pools() -> None:
+    """Shut the pools behind ``lightwork.map`` down now (atexit would do it at the end anyway)."""
+    try:
+        from lightwork._engine import _api
+    except ImportError:
+        return
+    shutdown = getattr(_api, "_shutdown_warm_pools", None)
+    if shutdown is not None:
+        shutdown()
+
+
+def lightwork_warm_executor(workers: int) -> Any:
+    """The Executor behind ``lightwork.map`` for statistics, or None if that internal moved."""
+    try:
+        from lightwork._engine import _api
+
+        return _api._warm.get(("processes", workers))
+    except (ImportError, AttributeError):
+        return None
+
+
+@contextmanager
+def lightwork_map_pool(workers: int) -> Iterator[Runner]:
+    """``lightwork.map``: its own warm pool (default start method), shut down on exit."""
+    import lightwork
+
+    def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
+        return lightwork.map(fn, items, max_workers=workers, chunksize=chunksize)
+
+    def stats() -> Any:
+        executor = lightwork_warm_executor(workers)
+        return None if executor is None else executor.statistics()
+
+    try:
+        yield Runner(run, stats)
+    finally:
+        shutdown_lightwork_warm_pools()
+
+
+@contextmanager
+def lightwork_executor_pool(workers: int, start_method: str | None) -> Iterator[Runner]:
+    """``lightwork.Executor(workers, start_method=...).imap``."""
+    import lightwork
+
+    with lightwork.Executor(workers, start_method=start_method) as executor:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
+            return list(executor.imap(fn, items, chunksize=chunksize))
+
+        yield Runner(run, executor.statistics)
+
+
+@contextmanager
+def mp_pool(workers: int, start_method: str) -> Iterator[Runner]:
+    """``multiprocessing.Pool(workers).map``."""
+    pool = multiprocessing.get_context(start_method).Pool(workers)
+    try:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
+            return pool.map(fn, items, chunksize)
+
+        yield Runner(run)
+    finally:
+        pool.close()
+        pool.join()
+
+
+@contextmanager
+def ppe_pool(workers: int, start_method: str) -> Iterator[Runner]:
+    """``concurrent.futures.ProcessPoolExecutor.map`` (its default chunksize is 1)."""
+    context = multiprocessing.get_context(start_method)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as executor:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
+            return list(executor.map(fn, items, chunksize=chunksize or 1))
+
+        yield Runner(run)
+
+
+@contextmanager
+def joblib_pool(workers: int) -> Iterator[Runner]:
+    """``joblib.Parallel(n_jobs=workers)`` (loky, automatic batching), reused in a with-block."""
+    import joblib
+
+    with joblib.Parallel(n_jobs=workers) as parallel:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
+            if chunksize is not None:
+                raise ValueError("joblib rows use joblib's automatic batching")
+            return list(parallel(joblib.delayed(fn)(x) for x in items))
+
+        yield Runner(run)
+
+
+@contextmanager
+def mpire_pool(workers: int, start_method: str) -> Iterator[Runner]:
+    """``mpire.WorkerPool(n_jobs=workers, keep_alive=True).map``: workers survive between maps."""
+    import mpire
+
+    pool = mpire.WorkerPool(n_jobs=workers, start_method=start_method, keep_alive=True)
+    try:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
+            return pool.map(fn, items, chunk_size=chunksize)
+
+        yield Runner(run)
+    finally:
+        pool.stop_and_join()
+        pool.terminate()
+
+
+# ---- the machine's ceiling: independent processes, no library in between -------------------
+
+
+def _ceiling_child(n: int, ready: Any, go: Any, out: Any) -> None:
+    ready.put(os.getpid())
+    go.wait()
+    start = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes on Linux
+    inside = find_pi(n)
+    out.put((start, time.perf_counter(), inside))
+
+
+def ceiling_run(parts: Sequence[int]) -> tuple[float, list[int]]:
+    """Seconds from the first of ``len(parts)`` already-started processes beginning
+    ``find_pi(part)`` to the last one finishing: what the hardware does with no library."""
+    context = multiprocessing.get_context("fork")
+    ready, out, go = context.Queue(), context.Queue(), context.Event()
+    processes = [
+        context.Process(target=_ceiling_child, args=(n, ready, go, out), daemon=True) for n in parts
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get()
+    go.set()
+    spans = [out.get() for _ in processes]
+    for process in processes:
+        process.join()
+    ready.close()
+    out.close()
+    seconds = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return seconds, [inside for _, _, inside in spans]
+
+
+# ---- probes, each run in a fresh interpreter: python -c "import _peers; _peers.X(...)" -------
+
+
+def startup_probe(kind: str, start_method: str, workers: int, pools: int) -> None:
+    """Print JSON: for ``pools`` new pools one after the other, seconds from creating the pool
+    to the first result of one trivial task, the workers started by then, and the shutdown.
+    The first pool of a fresh interpreter is the cold one: a forkserver starts its server."""
+    import lightwork  # imported before the clock in every probe alike
+
+    results = []
+    for _ in range(pools):
+        start = time.perf_counter()
+        if kind == "lightwork":
+            executor: Any = lightwork.Executor(workers, start_method=start_method)
+        else:
+            context = multiprocessing.get_context(start_method)
+            executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        executor.submit(abs, -1).result()
+        first = time.perf_counter()
+        if kind == "lightwork":
+            started = executor.statistics().workers_started
+        else:
+            started = len(getattr(executor, "_processes", None) or ())
+        executor.shutdown(wait=True)
+        results.append(
+            {"first": first - start, "shutdown": time.perf_counter() - first, "started": started}
+        )
+    print(json.dumps(results))
+
+
+def imap_probe(n: int, workers: int) -> None:
+    """Print JSON: lightwork.imap over a generator of n items, the parent's peak RSS growth."""
+    import gc
+    import resource
+    import threading
+
+    import lightwork
+
+    try:
+        import psutil
+
+        process = psutil.Process()
+        rss: Callable[[], int] | None = lambda: int(process.memory_info().rss)  # noqa: E731
+    except ImportError:
+        rss = None
+
+    for _ in lightwork.imap(square, range(2000), max_workers=workers):  # warm pool
+        pass
+    gc.collect()
+    peak = base = rss() if rss else 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        assert rss is not None
+        while not stop.wait(0.005):
+            peak = max(peak, rss())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if rss:
+        sampler.start()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    count = 0
+    for _ in lightwork.imap(square, (i for i in range(n)), max_workers=workers):
+        count += 1
+    seconds = time.perf_counter() - start
+    stop.set()
+    if rss:
+        sampler.join()
+        peak = max(peak, rss())
+    maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    executor = lightwork_warm_executor(workers)
+    chunks = None if executor is None else executor.statistics().chunks_done
+
+    start = time.perf_counter()
+    for _ in (square(i) for i in range(n)):
+        pass
+    serial = time.perf_counter() - start
+    print(
+        json.dumps(
+            {
+                "items": count,
+                "seconds": seconds,
+                "serial_seconds": serial,
+                "rss_base_mb": base / 2**20 if rss else None,
+                "rss_peak_growth_mb": (peak - base) / 2**20 if rss else None,
+                "maxrss_growth_mb": (maxrss_after - maxrss_before) / 1024,  # KiB on Linux
+                "chunks_done_incl_warmup": chunks,
+            }
+        )
+    )
+
+
+IMPORT_PROBE = """
+import json, sys, time
+start = time.perf_counter()
+import {module}
+seconds = time.perf_counter() - start
+watched = ("numpy", "tqdm", "dask", "matplotlib", "cloudpickle", "psutil", "multiprocessing")
+print(json.dumps({{"seconds": seconds, "modules": len(sys.modules),
+                  "imported": [m for m in watched if m in sys.modules]}}))
+"""
+
+
+def run_python(code: str, flags: Sequence[str] = (), timeout: float = 300.0) -> tuple[str, str]:
+    """Run ``code`` in a fresh interpreter (this folder on its path); return stdout, stderr."""
+    import subprocess
+
+    env = dict(os.environ)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BENCH_DIR]
+    env["PYTHONPATH"] = os.pathsep.join([BENCH_DIR, *paths])
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"probe failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout, done.stderr
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    return json.loads(stdout.strip().splitlines()[-1])

@@ -1,0 +1,691 @@
+"""lightwork against its peers, side by side in one run on this machine.
+
+    python bench/bench_core.py                    # about 2-3 minutes on 2 cores
+    python bench/bench_core.py --quick            # a smoke run, under ~20 s
+    python bench/bench_core.py --markdown --json out.json --sections a,c
+
+Sections (each prints a table; times are medians and minimums over interleaved rounds, so that
+a drift in clock speed or a neighbour's load hits every row alike):
+
+  a  tiny tasks (x*x) on WARM pools: lightwork.map, lightwork.Executor(fork).imap,
+     multiprocessing.Pool.map, ProcessPoolExecutor.map (chunksize 1, measured on fewer tasks and
+     scaled linearly; and a tuned chunksize), joblib.Parallel, mpire.WorkerPool, a serial loop
+  b  start-up: a NEW pool to the first result of one trivial task, lightwork.Executor against
+     ProcessPoolExecutor, per start method; cold (fresh interpreter, so forkserver starts its
+     server) and warm (in this process, the forkserver already running)
+  c  pure-Python Monte Carlo pi over the workers, every library against the machine's ceiling:
+     the same work in independent processes started together, with no library in between
+  d  lightwork.imap over a 10-million-item generator: time and the parent's peak RSS growth
+  e  the cost of ``import lightwork`` in a fresh interpreter, and what it pulls in
+
+Ratios: ``x lightwork`` is a row's time over lightwork's (above 1: lightwork is faster),
+``x serial`` its time over the serial loop's (below 1: parallelism pays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import _peers
+from _peers import find_pi, square
+
+# ---- sizes ------------------------------------------------------------------------------------
+
+FULL = {
+    "tasks": 200_000,
+    "ppe1_tasks": 10_000,
+    "repeats": 5,
+    "startup_repeats": 5,
+    "cold_repeats": 3,
+    "pi_samples": 10_000_000,
+    "pi_repeats": 3,
+    "imap_items": 10_000_000,
+    "import_repeats": 5,
+}
+QUICK = {
+    "tasks": 20_000,
+    "ppe1_tasks": 2_000,
+    "repeats": 2,
+    "startup_repeats": 2,
+    "cold_repeats": 1,
+    "pi_samples": 1_000_000,
+    "pi_repeats": 1,
+    "imap_items": 300_000,
+    "import_repeats": 3,
+}
+WARMUP_TASKS = 2_000
+START_METHODS = ("forkserver", "fork")
+
+# ---- tables -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def plain(self) -> str:
+        widths = [
+            max(len(str(cell)) for cell in column)
+            for column in zip(self.columns, *self.rows, strict=True)
+        ]
+        lines = [self.title, "=" * len(self.title)]
+        lines.append(_line(self.columns, widths))
+        lines.append("  ".join("-" * w for w in widths))
+        lines += [_line(row, widths) for row in self.rows]
+        lines += [f"  * {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "|".join([" --- "] + [" ---: "] * (len(self.columns) - 1)) + "|")
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows]
+        if self.notes:
+            lines.append("")
+            lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    first, *rest = cells
+    return "  ".join(
+        [str(first).ljust(widths[0])]
+        + [str(c).rjust(w) for c, w in zip(rest, widths[1:], strict=True)]
+    )
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+# ---- running variants side by side ------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    """One row: ``fn`` over ``items`` on pool ``pool`` with ``chunksize``; times x ``scale``."""
+
+    label: str
+    pool: str
+    fn: Callable[[Any], Any]
+    items: Sequence[Any]
+    chunksize: int | None = None
+    scale: float = 1.0
+    note: str = ""
+    times: list[float] = field(default_factory=list)
+    chunks: list[int] = field(default_factory=list)
+    skipped: str | None = None
+
+
+PoolFactory = Callable[[], AbstractContextManager[_peers.Runner]]
+
+
+def run_side_by_side(
+    pools: dict[str, PoolFactory],
+    variants: list[Variant],
+    rounds: int,
+    warmup: Callable[[_peers.Runner], object],
+    check: Callable[[Variant, list[Any]], None],
+    log: Callable[[str], None],
+) -> None:
+    """Open every pool, warm each once, then time every variant once per round, rotating the
+    order each round; leaving shuts the pools down, last opened first."""
+    with ExitStack() as stack:
+        live: dict[str, _peers.Runner] = {}
+        for name, factory in pools.items():
+            try:
+                runner = stack.enter_context(factory())
+                warmup(runner)
+            except ImportError as error:
+                for v in variants:
+                    if v.pool == name:
+                        v.skipped = f"skipped: {error}"
+                continue
+            live[name] = runner
+        todo = [v for v in variants if v.pool in live]
+        for r in range(rounds):
+            shift = r % len(todo)
+            for v in todo[shift:] + todo[:shift]:
+                runner = live[v.pool]
+                before = _chunks_done(runner)
+                start = time.perf_counter()
+                out = runner.map(v.fn, v.items, v.chunksize)
+                seconds = time.perf_counter() - start
+                if runner.own_seconds is not None:  # a runner that times itself
+                    seconds, runner.own_seconds = runner.own_seconds, None
+                after = _chunks_done(runner)
+                if before is not None and after is not None:
+                    v.chunks.append(after - before)
+                if r == 0:
+                    check(v, out)
+                v.times.append(seconds * v.scale)
+                del out
+            log(f"  round {r + 1}/{rounds} done")
+
+
+def _chunks_done(runner: _peers.Runner) -> int | None:
+    if runner.stats is None:
+        return None
+    stats = runner.stats()
+    return None if stats is None else stats.chunks_done
+
+
+# ---- (a) tiny tasks on warm pools -------------------------------------------------------------
+
+
+def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
+    n, n1 = cfg["tasks"], cfg["ppe1_tasks"]
+    items, items1 = list(range(n)), list(range(n1))
+    tuned = _peers.tuned_chunksize(n, workers)
+    pools: dict[str, PoolFactory] = {
+        "lw": lambda: _peers.lightwork_map_pool(workers),
+        "lw-fork": lambda: _peers.lightwork_executor_pool(workers, "fork"),
+    }
+    for m in START_METHODS:
+        pools[f"pool-{m}"] = lambda m=m: _peers.mp_pool(workers, m)
+        pools[f"ppe-{m}"] = lambda m=m: _peers.ppe_pool(workers, m)
+    pools["joblib"] = lambda: _peers.joblib_pool(workers)
+    for m in START_METHODS:
+        pools[f"mpire-{m}"] = lambda m=m: _peers.mpire_pool(workers, m)
+    pools["serial"] = _serial_pool
+
+    scale1 = n / n1
+    variants = [
+        Variant("serial loop [f(x) for x in items]", "serial", square, items),
+        Variant("lightwork.map (forkserver, default)", "lw", square, items),
+        Variant("lightwork.Executor(fork).imap", "lw-fork", square, items),
+        Variant(f"lightwork.map chunksize={tuned}", "lw", square, items, tuned, note="diagnostic"),
+    ]
+    for m in START_METHODS:
+        variants.append(Variant(f"Pool.map ({m}, default chunks)", f"pool-{m}", square, items))
+    for m in START_METHODS:
+        variants.append(
+            Variant(
+                f"PPE.map ({m}, chunksize=1)",
+                f"ppe-{m}",
+                square,
+                items1,
+                1,
+                scale1,
+                note=f"{n1:,} tasks x {scale1:g}",
+            )
+        )
+        variants.append(
+            Variant(f"PPE.map ({m}, chunksize={tuned})", f"ppe-{m}", square, items, tuned)
+        )
+    variants.append(Variant("joblib.Parallel(n_jobs) (loky, auto)", "joblib", square, items))
+    for m in START_METHODS:
+        variants.append(Variant(f"mpire.WorkerPool.map ({m})", f"mpire-{m}", square, items))
+
+    def warmup(runner: _peers.Runner) -> None:
+        runner.map(square, list(range(WARMUP_TASKS)))
+
+    def check(v: Variant, out: list[Any]) -> None:
+        if len(out) != len(v.items) or out[-1] != square(v.items[-1]) or out[7] != 49:
+            raise AssertionError(f"{v.label}: wrong results")
+
+    log(f"(a) {n:,} tiny tasks, {cfg['repeats']} rounds")
+    run_side_by_side(pools, variants, cfg["repeats"], warmup, check, log)
+
+    lw = median(variants[1].times)
+    serial = median(variants[0].times)
+    table = Table(
+        f"(a) {n:,} tiny tasks (x*x) on warm pools, {workers} workers",
+        ["variant", "median", "min", "us/task", "x lightwork", "x serial", "note"],
+    )
+    raw = {}
+    for v in variants:
+        if v.skipped:
+            table.rows.append([v.label, "-", "-", "-", "-", "-", v.skipped])
+            continue
+        t = median(v.times)
+        note = v.note
+        if v.chunks:
+            note = (note + "; " if note else "") + f"{int(median(v.chunks))} chunks"
+        table.rows.append(
+            [
+                v.label,
+                fmt_s(t),
+                fmt_s(min(v.times)),
+                f"{t / n * 1e6:.2f}",
+                fmt_x(t / lw),
+                fmt_x(t / serial),
+                note,
+            ]
+        )
+        raw[v.label] = {"times": v.times, "chunks": v.chunks, "scale": v.scale}
+    table.notes += [
+        f"every pool is created and warmed with a {WARMUP_TASKS:,}-task map first; all stay "
+        "open while the rounds run, in rotating order",
+        f"PPE chunksize=1 is measured on {n1:,} tasks and scaled x{scale1:g} to {n:,}",
+        f"chunksize={tuned} is len/(4*workers), Pool.map's default; lightwork with it is a "
+        "diagnostic row: its cost without measured chunking",
+        "the forkserver server is shared by every forkserver pool of this process "
+        "(lightwork's started it, with its worker module preloaded)",
+        "'chunks' is lightwork's statistics().chunks_done for one map",
+    ]
+    return table, raw
+
+
+class _SerialRunner(_peers.Runner):
+    def __init__(self) -> None:
+        super().__init__(lambda fn, items, chunksize: [fn(x) for x in items])
+
+
+def _serial_pool() -> AbstractContextManager[_peers.Runner]:
+    from contextlib import nullcontext
+
+    return nullcontext(_SerialRunner())
+
+
+# ---- (b) start-up -----------------------------------------------------------------------------
+
+
+def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
+    kinds = [(k, m) for m in START_METHODS for k in ("lightwork", "ppe")]
+    cold: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
+    log(f"(b) start-up: {cfg['cold_repeats']} cold (fresh interpreter) x {len(kinds)}")
+    for _ in range(cfg["cold_repeats"]):
+        for kind, method in kinds:
+            code = f"import _peers; _peers.startup_probe({kind!r}, {method!r}, {workers})"
+            out, _ = _peers.run_python(code)
+            cold[(kind, method)].append(_peers.last_json(out)["first"])
+
+    log(f"(b) start-up: {cfg['startup_repeats']} warm rounds in this process")
+    warm: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
+    shut: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
+    for kind, method in kinds:  # start the forkserver, untimed
+        _new_pool_first_result(kind, method, workers)
+    for r in range(cfg["startup_repeats"]):
+        shift = r % len(kinds)
+        for key in kinds[shift:] + kinds[:shift]:
+            first, down = _new_pool_first_result(*key, workers)
+            warm[key].append(first)
+            shut[key].append(down)
+
+    table = Table(
+        f"(b) start-up: new pool -> first result of one trivial task, {workers} workers",
+        [
+            "pool",
+            "cold median",
+            "cold min",
+            "warm median",
+            "warm min",
+            "x lightwork (warm)",
+            "shutdown",
+        ],
+    )
+    for kind, method in kinds:
+        key = (kind, method)
+        label = (
+            f"lightwork.Executor ({method})"
+            if kind == "lightwork"
+            else f"ProcessPoolExecutor ({method})"
+        )
+        ref = median(warm[("lightwork", method)])
+        table.rows.append(
+            [
+                label,
+                fmt_s(median(cold[key])),
+                fmt_s(min(cold[key])),
+                fmt_s(median(warm[key])),
+                fmt_s(min(warm[key])),
+                fmt_x(median(warm[key]) / ref),
+                fmt_s(median(shut[key])),
+            ]
+        )
+    table.notes += [
+        "cold: a fresh interpreter (lightwork imported before the clock), so a forkserver pool "
+        f"also starts the server; {cfg['cold_repeats']} interpreters per row",
+        "warm: a new pool in this process, where the forkserver is already running "
+        f"({cfg['startup_repeats']} rounds); x lightwork compares with the same start method",
+        "shutdown: shutdown(wait=True) after the first result, not in the start-up time",
+    ]
+    raw = {
+        f"{k}-{m}": {"cold": cold[(k, m)], "warm": warm[(k, m)], "shutdown": shut[(k, m)]}
+        for k, m in kinds
+    }
+    return table, raw
+
+
+def _new_pool_first_result(kind: str, method: str, workers: int) -> tuple[float, float]:
+    import concurrent.futures
+
+    import lightwork
+
+    start = time.perf_counter()
+    if kind == "lightwork":
+        executor: concurrent.futures.Executor = lightwork.Executor(workers, start_method=method)
+    else:
+        executor = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method)
+        )
+    executor.submit(abs, -1).result()
+    first = time.perf_counter()
+    executor.shutdown(wait=True)
+    return first - start, time.perf_counter() - first
+
+
+# ---- (c) Monte Carlo pi against the machine's ceiling ------------------------------------------
+
+
+def section_c(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
+    n = cfg["pi_samples"]
+    parts = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+    pools: dict[str, PoolFactory] = {
+        "serial": _serial_pool,
+        "lw": lambda: _peers.lightwork_map_pool(workers),
+        "pool": lambda: _peers.mp_pool(workers, "forkserver"),
+        "ppe": lambda: _peers.ppe_pool(workers, "forkserver"),
+        "joblib": lambda: _peers.joblib_pool(workers),
+        "mpire": lambda: _peers.mpire_pool(workers, "forkserver"),
+        "ceiling": _ceiling_pool,
+    }
+    variants = [
+        Variant("serial: find_pi(n) in this process", "serial", find_pi, [n]),
+        Variant("1 process doing all of it (no library)", "ceiling", find_pi, [n]),
+        Variant(f"{workers} processes started together (ceiling)", "ceiling", find_pi, parts),
+        Variant("lightwork.map (forkserver)", "lw", find_pi, parts),
+        Variant("Pool.map (forkserver)", "pool", find_pi, parts),
+        Variant("PPE.map (forkserver)", "ppe", find_pi, parts),
+        Variant("joblib.Parallel (loky)", "joblib", find_pi, parts),
+        Variant("mpire.WorkerPool.map (forkserver)", "mpire", find_pi, parts),
+    ]
+
+    def warmup(runner: _peers.Runner) -> None:
+        runner.map(find_pi, [1000] * (2 * workers))
+
+    def check(v: Variant, out: list[Any]) -> None:
+        total = sum(v.items)
+        if len(out) != len(v.items) or not 0.7 * total < sum(out) <= 0.85 * total:
+            raise AssertionError(f"{v.label}: wrong results {out}")
+
+    log(f"(c) Monte Carlo pi, {n:,} samples, {cfg['pi_repeats']} rounds")
+    run_side_by_side(pools, variants, cfg["pi_repeats"], warmup, check, log)
+
+    serial = median(variants[0].times)
+    one, pair = median(variants[1].times), median(variants[2].times)
+    ceiling = one / pair
+    lw = median(variants[3].times)
+    table = Table(
+        f"(c) pure-Python Monte Carlo pi, {n:,} samples in {workers} tasks, {workers} workers",
+        ["variant", "median", "min", "speed-up", "of ceiling", "x lightwork"],
+    )
+    raw: dict[str, Any] = {"ceiling_speedup": ceiling}
+    for i, v in enumerate(variants):
+        if v.skipped:
+            table.rows.append([v.label, "-", "-", "-", "-", v.skipped])
+            continue
+        t = median(v.times)
+        if i < 3:
+            speedup = (one if i else serial) / t
+            row = [
+                v.label,
+                fmt_s(t),
+                fmt_s(min(v.times)),
+                fmt_x(speedup),
+                "-" if i < 2 else "100%",
+                "-",
+            ]
+        else:
+            speedup = serial / t
+            row = [
+                v.label,
+                fmt_s(t),
+                fmt_s(min(v.times)),
+                fmt_x(speedup),
+                f"{speedup / ceiling:.0%}",
+                fmt_x(t / lw),
+            ]
+        table.rows.append(row)
+        raw[v.label] = {"times": v.times}
+    table.notes += [
+        f"ceiling speed-up = (1 process doing all) / ({workers} processes started together) "
+        f"= {ceiling:.2f}x: forked processes, clocked from a common go signal to the last "
+        "finish, no library in between",
+        "a library's speed-up is the serial run over its time; 'of ceiling' divides it by the "
+        "ceiling speed-up",
+        "Pool, PPE and mpire use forkserver like lightwork's default; joblib uses loky",
+    ]
+    return table, raw
+
+
+class _CeilingRunner(_peers.Runner):
+    """Runs ``find_pi`` on fresh forked processes and reports their own span as the time:
+    the clock starts at a common go signal, after the processes have started."""
+
+    def __init__(self) -> None:
+        super().__init__(self._run)
+
+    def _run(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
+        self.own_seconds, counts = _peers.ceiling_run(items)
+        return counts
+
+
+def _ceiling_pool() -> AbstractContextManager[_peers.Runner]:
+    from contextlib import nullcontext
+
+    return nullcontext(_CeilingRunner())
+
+
+# ---- (d) imap memory --------------------------------------------------------------------------
+
+
+def section_d(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
+    n = cfg["imap_items"]
+    log(f"(d) lightwork.imap over a {n:,}-item generator, in a fresh interpreter")
+    out, _ = _peers.run_python(f"import _peers; _peers.imap_probe({n}, {workers})", timeout=900)
+    r = _peers.last_json(out)
+    table = Table(
+        f"(d) lightwork.imap(x*x) over (i for i in range({n:,})), results discarded",
+        ["measure", "value"],
+    )
+    growth = r["rss_peak_growth_mb"]
+    table.rows += [
+        ["time", fmt_s(r["seconds"])],
+        ["per item", f"{r['seconds'] / n * 1e6:.2f} us"],
+        ["throughput", f"{n / r['seconds'] / 1e6:.2f} M items/s"],
+        ["serial loop over the same generator", fmt_s(r["serial_seconds"])],
+        ["x serial", fmt_x(r["seconds"] / r["serial_seconds"])],
+        [
+            "parent RSS before (warm pool)",
+            "-" if r["rss_base_mb"] is None else f"{r['rss_base_mb']:.1f} MB",
+        ],
+        ["parent peak RSS growth (psutil, 5 ms)", "-" if growth is None else f"{growth:.1f} MB"],
+        ["parent ru_maxrss growth", f"{r['maxrss_growth_mb']:.1f} MB"],
+        ["chunks (incl. warm-up)", str(r["chunks_done_incl_warmup"])],
+    ]
+    table.notes.append(
+        "run in a fresh interpreter for a clean baseline, after a 2,000-item warm-up imap; "
+        "a thread samples the parent's RSS every 5 ms while the main thread consumes"
+    )
+    return table, r
+
+
+# ---- (e) import cost --------------------------------------------------------------------------
+
+
+def section_e(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
+    reps = cfg["import_repeats"]
+    log(f"(e) import cost, best of {reps} fresh interpreters per module")
+    modules = ["lightwork", "concurrent.futures, multiprocessing", "joblib", "mpire"]
+    table = Table(
+        f"(e) import cost in a fresh interpreter (best of {reps})",
+        ["import", "best", "median", "x lightwork", "modules", "pulled in"],
+    )
+    raw: dict[str, Any] = {}
+    ref = None
+    for module in modules:
+        times, last = [], None
+        try:
+            for _ in range(reps):
+                out, _ = _peers.run_python(_peers.IMPORT_PROBE.format(module=module))
+                last = _peers.last_json(out)
+                times.append(last["seconds"])
+        except RuntimeError as error:
+            if "ModuleNotFoundError" not in str(error):
+                raise
+            table.rows.append([f"import {module}", "-", "-", "-", "-", "skipped: not installed"])
+            continue
+        assert last is not None
+        best = min(times)
+        ref = best if ref is None else ref
+        pulled = [m for m in last["imported"] if m != module]
+        table.rows.append(
+            [
+                f"import {module}",
+                fmt_s(best),
+                fmt_s(median(times)),
+                fmt_x(best / ref),
+                str(last["modules"]),
+                ", ".join(pulled) or "-",
+            ]
+        )
+        raw[module] = {"times": times, **last}
+    _, err = _peers.run_python("import lightwork", flags=["-X", "importtime"])
+    top = _importtime_top(err, 6)
+    raw["lightwork_importtime_top"] = top
+    heavy = [
+        m for m in ("numpy", "tqdm", "dask", "matplotlib") if m in raw["lightwork"]["imported"]
+    ]
+    table.notes += [
+        "numpy, tqdm, dask, matplotlib pulled in by `import lightwork`: "
+        + (", ".join(heavy) if heavy else "none"),
+        "largest outside imports made by lightwork modules (-X importtime, cumulative us, "
+        "one cold-ish run): " + ", ".join(f"{name} {us}" for name, us in top),
+    ]
+    return table, raw
+
+
+def _importtime_top(stderr: str, k: int) -> list[tuple[str, int]]:
+    """The modules from outside lightwork that a lightwork module imports directly, by
+    cumulative microseconds (``-X importtime`` lists children before their parent)."""
+    rows = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self, cumulative, name = line[len("import time:") :].split("|")
+        depth = len(name) - len(name.lstrip())
+        rows.append((depth, int(cumulative), name.strip()))
+    direct = []
+    for i, (depth, cumulative, name) in enumerate(rows):
+        parent = next((n for d, _, n in rows[i + 1 :] if d < depth), "")
+        if parent.startswith("lightwork") and not name.startswith("lightwork"):
+            direct.append((name, cumulative))
+    return sorted(direct, key=lambda row: -row[1])[:k]
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+
+SECTIONS = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run, under ~20 s")
+    parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
+    parser.add_argument("--json", metavar="PATH", help="write the raw numbers here")
+    parser.add_argument("--sections", default="abcde", help="which sections, e.g. 'ac'")
+    parser.add_argument("--workers", type=int, default=2)
+    for key in FULL:
+        parser.add_argument(
+            "--" + key.replace("_", "-"),
+            type=lambda s: int(float(s)),
+            help=f"default {FULL[key]:,} ({QUICK[key]:,} with --quick)",
+        )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    for key in cfg:
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    _peers.put_bench_dir_on_child_path()  # before any pool or forkserver starts
+    workers = args.workers
+    sections = [s for s in args.sections.replace(",", "") if s in SECTIONS]
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    header = _environment(workers, cfg)
+    print(header + "\n", flush=True)
+    tables, raw = [], {"environment": header, "config": cfg, "workers": workers}
+    load_before = os.getloadavg()
+    # Pools first started here must not be forked from a process with lightwork's threads in
+    # them for the ceiling: the ceiling uses fork, which is fine, its children start no threads.
+    for s in sections:
+        table, data = SECTIONS[s](cfg, workers, log)
+        tables.append(table)
+        raw[s] = data
+        print(table.plain() + "\n", flush=True)
+    load_after = os.getloadavg()
+    elapsed = time.perf_counter() - t0
+    footer = (
+        f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+        f"total {elapsed:.0f} s"
+    )
+    print(footer)
+    raw["load"] = {"before": load_before, "after": load_after, "seconds": elapsed}
+    if args.markdown:
+        print("\n" + "\n\n".join(t.markdown() for t in tables) + "\n\n" + footer)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1, default=str)
+        print(f"raw numbers written to {args.json}")
+    return 0
+
+
+def _environment(workers: int, cfg: dict[str, Any]) -> str:
+    import lightwork
+
+    versions = []
+    for dist in ("lightwork", "joblib", "mpire"):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} (not installed)")
+    return (
+        f"Python {platform.python_version()} on {platform.machine()} {platform.system()}; "
+        f"os.cpu_count()={os.cpu_count()}, lightwork.available_cpus()="
+        f"{lightwork.available_cpus()}, workers={workers}\n"
+        + ", ".join(versions)
+        + "\nsizes: "
+        + ", ".join(f"{k}={v:,}" for k, v in cfg.items())
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The chunk-sizing policy, on its own: no worker is started here."""
+
+from __future__ import annotations
+
+from lightwork._chunking import (
+    MAX_CHUNK,
+    MIN_CHUNK_SECONDS,
+    TAIL_CHUNKS_PER_WORKER,
+    TARGET_CHUNK_SECONDS,
+    ChunkSizer,
+)
+
+
+def test_fixed_chunksize_is_used_as_given() -> None:
+    sizer = ChunkSizer(workers=4, fixed=7)
+    sizer.record(tasks=1000, seconds=0.0001)
+    assert [sizer.next_size(remaining=100) for _ in range(3)] == [7, 7, 7]
+
+
+def test_first_chunk_per_worker_is_a_single_task() -> None:
+    sizer = ChunkSizer(workers=3)
+    assert [sizer.next_size() for _ in range(3)] == [1, 1, 1]
+
+
+def test_unmeasured_sizes_double_after_one_task_per_worker() -> None:
+    sizer = ChunkSizer(workers=2)
+    assert [sizer.next_size() for _ in range(6)] == [1, 1, 2, 4, 8, 16]
+
+
+def test_measured_size_aims_at_the_target_duration() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=100, seconds=100 * 0.001)  # 1 ms a task
+    assert sizer.next_size() == round(TARGET_CHUNK_SECONDS / 0.001)
+
+
+def test_slow_tasks_go_one_at_a_time() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=1, seconds=2.0)
+    assert sizer.next_size(remaining=None) == 1
+    assert sizer.next_size(remaining=1000) == 1
+
+
+def test_tiny_tasks_are_capped_at_max_chunk() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=100_000, seconds=0.001)  # 10 ns a task
+    assert sizer.next_size() == MAX_CHUNK
+
+
+def test_tail_shrinks_chunks_to_keep_every_worker_busy() -> None:
+    sizer = ChunkSizer(workers=2, total=10_000)
+    sizer.record(tasks=100, seconds=0.01)  # 100 us a task: target 200 a chunk
+    assert sizer.next_size(remaining=10_000) == 200
+    tail = sizer.next_size(remaining=400)
+    assert tail == max(400 // (2 * TAIL_CHUNKS_PER_WORKER), round(MIN_CHUNK_SECONDS / 1e-4))
+    assert tail < 200
+
+
+def test_tail_never_shrinks_below_the_minimum_duration() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=10_000, seconds=0.001)  # 100 ns a task
+    assert sizer.next_size(remaining=100) >= round(MIN_CHUNK_SECONDS / 1e-7) // 2
+
+
+def test_measurements_are_weighted_by_task_count() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=1, seconds=0.001)  # one task, mostly fixed cost
+    sizer.record(tasks=10_000, seconds=0.01)  # 1 us a task
+    assert sizer.seconds_per_task is not None
+    assert sizer.seconds_per_task < 2e-6
+
+
+def test_policy_adapts_when_tasks_get_slower() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=1000, seconds=0.001)
+    fast = sizer.next_size()
+    for _ in range(10):
+        sizer.record(tasks=10, seconds=0.1)
+    assert sizer.next_size() < fast / 100

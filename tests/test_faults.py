@@ -1,0 +1,320 @@
+"""Fault tolerance: a failure costs exactly the failed task; nothing hangs, ever.
+
+The fault table, in the style of loky's: each row injects one fault into task 2 of five, and
+says what the caller gets for that task; the other tasks' results must be intact and the
+executor usable afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lightwork
+from lightwork._backends._processes._supervisor import _likely_cause
+
+from conftest import MakeExecutor
+from tasks import (
+    CustomError,
+    FailsToUnpickle,
+    NeedsTwoArgs,
+    exit_three,
+    fail_until,
+    hang,
+    identity,
+    kill_once,
+    kill_self,
+    raise_unpicklable_error,
+    return_fails_to_unpickle,
+    segfault,
+    square,
+    unpicklable_result,
+)
+
+
+def at_two(fault: Callable[[int], Any]) -> Callable[[int], Any]:
+    def task(x: int) -> Any:
+        return fault(x) if x == 2 else x
+
+    return task
+
+
+def allocate_too_much(x: int) -> int:
+    return len(bytearray(8 * 2**30))  # 8 GiB, far above the worker's address-space limit
+
+
+def limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+
+# name: (items, task, executor options, call options, expected type, message pattern)
+FAULTS: dict[
+    str, tuple[list[Any], Callable[[Any], Any], dict[str, Any], dict[str, Any], type, str]
+] = {
+    "pickling the task fails": (
+        [0, 1, threading.Lock(), 3, 4],
+        identity,
+        {},
+        {},
+        lightwork.SerializationError,
+        r"arguments of task 2 could not be pickled",
+    ),
+    "unpickling the task in the worker fails": (
+        [0, 1, FailsToUnpickle(), 3, 4],
+        identity,
+        {},
+        {},
+        lightwork.SerializationError,
+        r"task 2: data could not be unpickled in the worker.*refusing to unpickle",
+    ),
+    "the task raises": (
+        list(range(5)),
+        at_two(lambda x: (_ for _ in ()).throw(CustomError("boom"))),
+        {},
+        {},
+        CustomError,
+        r"boom",
+    ),
+    "the exception won't unpickle": (
+        list(range(5)),
+        at_two(raise_unpicklable_error),
+        {},
+        {},
+        lightwork.SerializationError,
+        r"raised tasks.NeedsTwoArgs: 1-2, and that exception could not be sent back",
+    ),
+    "pickling the result fails": (
+        list(range(5)),
+        at_two(unpicklable_result),
+        {},
+        {},
+        lightwork.SerializationError,
+        r"result of type lock could not be pickled",
+    ),
+    "unpickling the result in the parent fails": (
+        list(range(5)),
+        at_two(return_fails_to_unpickle),
+        {},
+        {},
+        lightwork.SerializationError,
+        r"task 2: data could not be unpickled in the parent",
+    ),
+    "SIGKILL": (
+        list(range(5)),
+        at_two(kill_self),
+        {},
+        {"retries": 0},
+        lightwork.WorkerCrashedError,
+        r"worker \d+ died \(killed by SIGKILL\) while running task 2",
+    ),
+    "os._exit(3)": (
+        list(range(5)),
+        at_two(exit_three),
+        {},
+        {"retries": 0},
+        lightwork.WorkerCrashedError,
+        r"died \(exit code 3\) while running task 2",
+    ),
+    "segfault": (
+        list(range(5)),
+        at_two(segfault),
+        {},
+        {"retries": 0},
+        lightwork.WorkerCrashedError,
+        r"killed by SIGSEGV\) while running task 2.*segmentation fault",
+    ),
+    "endless task under task_timeout": (
+        list(range(5)),
+        at_two(hang),
+        {},
+        {"retries": 0, "task_timeout": 0.5},
+        lightwork.TaskTimeoutError,
+        r"task 2 ran longer than task_timeout=0.5s",
+    ),
+    "memory hog": (
+        list(range(5)),
+        at_two(allocate_too_much),
+        {"initializer": limit_memory},
+        {},
+        MemoryError,
+        r"",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_costs_only_its_task(make_process_executor: MakeExecutor, fault: str) -> None:
+    items, task, executor_options, call_options, expected, pattern = FAULTS[fault]
+    with make_process_executor(**executor_options) as ex:
+        results = list(ex.imap(task, items, chunksize=5, return_exceptions=True, **call_options))
+        assert [r for i, r in enumerate(results) if i != 2] == [0, 1, 3, 4]
+        assert isinstance(results[2], expected), results[2]
+        assert re.search(pattern, str(results[2]), re.S), str(results[2])
+        assert "lightwork: raised by task 2" in getattr(results[2], "__notes__", [])
+        # The executor stays usable, and raises the same error without return_exceptions.
+        assert ex.submit(square, 3).result(timeout=30) == 9
+        with pytest.raises(expected):
+            list(ex.imap(task, items, chunksize=5, **call_options))
+
+
+def test_killed_worker_task_is_retried_once(
+    make_process_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    marker = str(tmp_path / "killed")
+    with make_process_executor() as ex:
+        items = [(x, marker if x == 5 else str(tmp_path / "never")) for x in range(10)]
+        for x, path in items:
+            if x != 5:
+                Path(path).touch()
+        assert list(ex.imap(kill_once, items, chunksize=3)) == [x * 10 for x in range(10)]
+        stats = ex.statistics()
+    assert stats.tasks_retried == 1
+    assert stats.workers_crashed == 1
+    assert stats.workers_started == 3  # two, and one replacement
+
+
+def test_crash_out_of_retries_names_task_pid_signal_and_attempts(
+    make_process_executor: MakeExecutor,
+) -> None:
+    with make_process_executor(retries=2) as ex:
+        future = ex.submit(kill_self, 1)
+        with pytest.raises(lightwork.WorkerCrashedError) as info:
+            future.result(timeout=60)
+        assert re.search(
+            r"worker \d+ died \(killed by SIGKILL\) while running task 0", str(info.value)
+        )
+        assert "after 3 attempts" in str(info.value)
+        assert ex.statistics().tasks_retried == 2
+
+
+def test_crash_in_a_chunk_keeps_earlier_and_later_results(
+    make_process_executor: MakeExecutor,
+) -> None:
+    with make_process_executor() as ex:
+        results = list(
+            ex.imap(at_two(kill_self), range(40), chunksize=40, retries=0, return_exceptions=True)
+        )
+    assert results[:2] == [0, 1] and results[3:] == list(range(3, 40))
+    assert isinstance(results[2], lightwork.WorkerCrashedError)
+
+
+def test_sigkill_with_high_memory_is_blamed_on_the_oom_killer() -> None:
+    import signal
+
+    assert "out of memory?" in _likely_cause(-signal.SIGKILL, rss=10**15)
+    assert "out of memory?" not in _likely_cause(-signal.SIGKILL, rss=10**6)
+
+
+def test_timeout_inside_a_chunk_stops_only_that_task(make_parallel_executor: MakeExecutor) -> None:
+    started = time.monotonic()
+    with make_parallel_executor() as ex:
+        results = list(
+            ex.imap(
+                at_two(hang),
+                range(6),
+                chunksize=6,
+                task_timeout=0.3,
+                retries=1,
+                return_exceptions=True,
+            )
+        )
+        assert ex.submit(square, 4).result(timeout=30) == 16
+        if ex.backend == "threads":
+            ex.terminate()  # the abandoned threads sleep on; don't wait for them
+    assert results[:2] == [0, 1] and results[3:] == [3, 4, 5]
+    assert isinstance(results[2], lightwork.TaskTimeoutError)
+    assert isinstance(results[2], TimeoutError)
+    assert time.monotonic() - started < 10  # two 0.3 s attempts, not an hour
+
+
+def test_stuck_thread_does_not_block_interpreter_exit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import time, lightwork\n"
+        "def stuck(x):\n    time.sleep(3600)\n"
+        "print(lightwork.map(stuck, [1], backend='threads', task_timeout=0.2, retries=0,"
+        " return_exceptions=True))\n"
+    )
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert "TaskTimeoutError" in out.stdout, out.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_retry_on_retries_named_exceptions(make_executor: MakeExecutor, tmp_path: Path) -> None:
+    with make_executor() as ex:
+        counter = str(tmp_path / "calls")
+        assert ex.submit(lambda: None).result() is None
+        results = list(ex.imap(fail_until, [(7, counter, 2)], retries=2, retry_on=CustomError))
+        assert results == [7]
+        other = str(tmp_path / "other")
+        with pytest.raises(CustomError):  # not named: not retried
+            list(ex.imap(fail_until, [(7, other, 1)], retries=2))
+
+
+def test_retry_on_gives_up_after_retries(make_executor: MakeExecutor, tmp_path: Path) -> None:
+    counter = tmp_path / "calls"
+    with make_executor() as ex, pytest.raises(CustomError, match="call 3"):
+        list(ex.imap(fail_until, [(7, str(counter), 5)], retries=2, retry_on=(CustomError,)))
+    assert counter.read_text() == "..."
+
+
+def broken_initializer() -> None:
+    raise CustomError("cannot initialize")
+
+
+def exiting_initializer() -> None:
+    os._exit(7)
+
+
+def test_failing_initializer_breaks_the_executor_promptly(
+    make_process_executor: MakeExecutor,
+) -> None:
+    started = time.monotonic()
+    with make_process_executor(initializer=broken_initializer) as ex:
+        with pytest.raises(lightwork.WorkerInitializationError) as info:
+            list(ex.imap(square, range(10)))
+        assert "cannot initialize" in str(info.value.__cause__)
+        with pytest.raises(lightwork.WorkerInitializationError):
+            ex.submit(square, 1).result(timeout=10)
+        assert ex.statistics().workers_started <= 2  # no respawning loop
+    assert time.monotonic() - started < 20
+
+
+def test_workers_that_die_at_start_up_are_not_respawned_forever(
+    make_process_executor: MakeExecutor,
+) -> None:
+    with make_process_executor(initializer=exiting_initializer) as ex:
+        with pytest.raises(lightwork.WorkerCrashedError, match="died before running any task"):
+            ex.submit(square, 1).result(timeout=60)
+        assert ex.statistics().workers_started <= 5
+
+
+def test_executor_map_raises_crash_errors_like_task_errors(
+    make_process_executor: MakeExecutor,
+) -> None:
+    with make_process_executor(retries=0) as ex, pytest.raises(concurrent_broken()):
+        list(ex.map(at_two(kill_self), range(4)))
+
+
+def concurrent_broken() -> type[BaseException]:
+    import concurrent.futures
+
+    return concurrent.futures.BrokenExecutor
+
+
+def test_unpicklable_exception_class_still_reports_its_name() -> None:
+    error = NeedsTwoArgs(1, 2)
+    assert str(error) == "1-2"

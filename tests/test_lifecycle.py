@@ -1,0 +1,205 @@
+"""Stopping: one Ctrl-C stops everything, a dead parent takes its workers along, and shutdown
+leaves no process, thread, pipe or shared-memory segment behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import lightwork
+
+from conftest import MakeExecutor
+from tasks import square
+
+DRIVER = """
+import os, signal, sys, threading, time
+import psutil
+import lightwork
+
+def slow(x):
+    time.sleep(60)
+    return x
+
+def announce_workers():
+    # Wait until the pool's two workers exist (under the forkserver, if there is one), then
+    # tell the test the pids of every process below this one.
+    me = psutil.Process()
+    while True:
+        workers = []
+        for child in me.children():
+            line = " ".join(child.cmdline())
+            if "forkserver" in line:
+                workers += child.children()
+            elif "resource_tracker" not in line:
+                workers.append(child)
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    everyone = [p.pid for p in me.children(recursive=True)]
+    print("PIDS", " ".join(map(str, everyone)), flush=True)
+
+def main(mode):
+    threading.Thread(target=announce_workers, daemon=True).start()
+    try:
+        if mode == "map":
+            lightwork.map(slow, range(8), max_workers=2)
+        elif mode == "imap":
+            for _ in lightwork.imap(slow, range(8), max_workers=2):
+                pass
+        elif mode == "executor":
+            with lightwork.Executor(2) as ex:
+                futures = [ex.submit(slow, i) for i in range(4)]
+                [f.result() for f in futures]
+        elif mode == "starmap":
+            lightwork.starmap(slow, [(i,) for i in range(8)], max_workers=2)
+    except KeyboardInterrupt:
+        print("STOPPED", time.monotonic(), flush=True)
+        raise
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+"""
+
+
+def _start_driver(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], list[int]]:
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    process = subprocess.Popen(
+        [sys.executable, str(script), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal would give it
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("PIDS"), line + process.stderr.read()  # type: ignore[union-attr]
+    return process, [int(p) for p in line.split()[1:]]
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    end = time.monotonic() + seconds
+    while True:
+        alive = [p for p in pids if _alive(p)]
+        if not alive or time.monotonic() > end:
+            return alive
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.parametrize("mode", ["map", "imap", "starmap", "executor"])
+def test_one_ctrl_c_stops_everything_within_a_second(tmp_path: Path, mode: str) -> None:
+    process, pids = _start_driver(tmp_path, mode)
+    try:
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, err = process.communicate(timeout=10)
+        stopped = float(out.split("STOPPED")[1].split()[0])
+        assert stopped - sent < 1.0, "KeyboardInterrupt reached the caller late"
+        assert err.count("KeyboardInterrupt") == 1, err  # no traceback per worker
+        assert process.returncode != 0
+        assert _wait_gone(pids, 2.0) == [], "processes left behind after Ctrl-C"
+    finally:
+        process.kill()
+        _kill_all(pids)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, signum: int) -> None:
+    process, pids = _start_driver(tmp_path, "map")
+    try:
+        process.send_signal(signum)
+        process.wait(timeout=10)
+        assert _wait_gone(pids, 2.5) == [], "orphaned workers kept running"
+    finally:
+        process.kill()
+        _kill_all(pids)
+
+
+def _lightwork_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("lightwork")]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_shutdown_leaves_nothing_behind(make_executor: MakeExecutor) -> None:
+    ex = make_executor()
+    list(ex.imap(square, range(10)))  # warm-up: start-up helpers such as the forkserver
+    ex.shutdown()
+    me = psutil.Process()
+    children, threads, fds = set(me.children(recursive=True)), _lightwork_threads(), _open_fds()
+    shm = set(os.listdir("/dev/shm"))
+
+    ex = make_executor()
+    assert list(ex.imap(square, range(1000))) == [x * x for x in range(1000)]
+    assert ex.submit(square, 3).result() == 9
+    ex.shutdown(wait=True)
+
+    assert set(me.children(recursive=True)) <= children
+    assert _lightwork_threads() == threads
+    assert _open_fds() <= fds
+    assert set(os.listdir("/dev/shm")) <= shm
+
+
+def test_killed_workers_are_reaped_not_left_as_zombies(make_process_executor: MakeExecutor) -> None:
+    from tasks import kill_self
+
+    with make_process_executor(retries=0) as ex:
+        list(ex.imap(kill_self, range(3), chunksize=1, return_exceptions=True))
+        zombies = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if p.status() == psutil.STATUS_ZOMBIE
+        ]
+        assert zombies == []
+
+
+def test_warm_pool_is_reused_between_calls() -> None:
+    first = set(lightwork.map(_pid, range(20), chunksize=1))
+    second = set(lightwork.map(_pid, range(20), chunksize=1))
+    assert first == second
+    assert os.getpid() not in first
+
+
+def test_warm_pool_is_rebuilt_when_options_change() -> None:
+    two = set(lightwork.map(_pid, range(20), max_workers=2, chunksize=1))
+    one = set(lightwork.map(_pid, range(20), max_workers=1, chunksize=1))
+    assert len(one) == 1 and not one & two
+
+
+def _pid(_: object) -> int:
+    return os.getpid()
+
+
+def test_warm_pool_survives_ctrl_c_style_termination() -> None:
+    from lightwork._engine._api import _warm
+
+    lightwork.map(_pid, range(4), max_workers=2)
+    for executor in _warm.values():
+        executor.terminate()
+    assert lightwork.map(square, range(4), max_workers=2) == [0, 1, 4, 9]

@@ -1,0 +1,97 @@
+"""Bad input gets a clear error that names the problem, on every entry point."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import lightwork
+
+from conftest import MakeExecutor
+from tasks import square
+
+BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
+    ({"max_workers": 0}, "max_workers must be at least 1"),
+    ({"max_workers": -2}, "max_workers must be at least 1"),
+    ({"max_workers": 1.5}, "max_workers must be a positive int"),
+    ({"backend": "gpu"}, "unknown backend 'gpu'"),
+    ({"chunksize": 0}, "chunksize must be at least 1"),
+    ({"chunksize": "big"}, "chunksize must be a positive int"),
+    ({"retries": -1}, "retries must be an int >= 0"),
+    ({"task_timeout": 0}, "task_timeout must be a number of seconds > 0"),
+    ({"retry_on": "ValueError"}, "retry_on must be an exception type"),
+    ({"seed": -5}, "seed must be an int >= 0"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS)
+def test_bad_option_raises_invalid_option_error(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(lightwork.InvalidOptionError, match=message):
+        lightwork.map(square, [1, 2], **options)
+    with pytest.raises(ValueError, match=message):  # also what users already catch
+        lightwork.imap(square, [1, 2], **options)
+
+
+def test_executor_rejects_bad_constructor_options() -> None:
+    with pytest.raises(lightwork.InvalidOptionError, match="max_workers"):
+        lightwork.Executor(0)
+    with pytest.raises(lightwork.InvalidOptionError, match="unknown start_method 'vfork'"):
+        lightwork.Executor(start_method="vfork")
+    with pytest.raises(lightwork.InvalidOptionError, match="max_tasks_per_worker"):
+        lightwork.Executor(max_tasks_per_worker=0)
+    with pytest.raises(lightwork.InvalidOptionError, match="processes backend only"):
+        lightwork.Executor(backend="threads", start_method="spawn")
+    with pytest.raises(TypeError, match="initializer must be callable"):
+        lightwork.Executor(initializer=42)  # type: ignore[arg-type]
+
+
+def test_serial_backend_refuses_task_timeout() -> None:
+    with pytest.raises(lightwork.InvalidOptionError, match="serial backend"):
+        lightwork.map(square, [1], backend="serial", task_timeout=1)
+
+
+def test_non_callable_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="fn must be callable, not int"):
+        lightwork.map(42, [1])  # type: ignore[arg-type]
+
+
+def test_non_iterable_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="iterable must be iterable, not int"):
+        lightwork.map(square, 42)  # type: ignore[arg-type]
+
+
+def test_unknown_option_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'workers'"):
+        lightwork.map(square, [1], workers=2)  # type: ignore[call-arg]
+
+
+def test_unpicklable_function_names_itself(make_executor: MakeExecutor) -> None:
+    lock = threading.Lock()
+
+    def uses_lock(x: int) -> int:
+        with lock:
+            return x
+
+    with make_executor() as ex:
+        if ex.backend != "processes":
+            assert list(ex.imap(uses_lock, [1, 2])) == [1, 2]  # nothing to pickle
+            return
+        with pytest.raises(lightwork.SerializationError, match="uses_lock.*could not be pickled"):
+            ex.imap(uses_lock, [1, 2])
+        future = ex.submit(uses_lock, 1)
+        with pytest.raises(lightwork.SerializationError, match="could not be pickled"):
+            future.result()
+        assert list(ex.imap(square, [3])) == [9]  # still usable
+
+
+def test_unpicklable_argument_fails_only_its_task(make_process_executor: MakeExecutor) -> None:
+    with make_process_executor() as ex:
+        items: list[Any] = [1, threading.Lock(), 3]
+        results = list(ex.imap(type, items, return_exceptions=True))
+        assert results[0] is int and results[2] is int
+        assert isinstance(results[1], lightwork.SerializationError)
+        assert "arguments of task 1 could not be pickled" in str(results[1])
+        with pytest.raises(lightwork.SerializationError, match="task 1"):
+            list(ex.imap(type, items))
