@@ -78,7 +78,7 @@ def test_unpicklable_function_names_itself(make_executor: MakeExecutor) -> None:
         if ex.backend != "processes":
             assert list(ex.imap(uses_lock, [1, 2])) == [1, 2]  # nothing to pickle
             return
-        with pytest.raises(lightwork.SerializationError, match="uses_lock.*could not be pickled"):
+        with pytest.raises(lightwork.SerializationError, match=r"uses_lock.*could not be pickled"):
             ex.imap(uses_lock, [1, 2])
         future = ex.submit(uses_lock, 1)
         with pytest.raises(lightwork.SerializationError, match="could not be pickled"):
