@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import statistics
@@ -312,25 +311,15 @@ def _serial_pool() -> AbstractContextManager[_peers.Runner]:
 
 def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
     kinds = [(k, m) for m in START_METHODS for k in ("lightwork", "ppe")]
-    cold: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
-    log(f"(b) start-up: {cfg['cold_repeats']} cold (fresh interpreter) x {len(kinds)}")
-    for _ in range(cfg["cold_repeats"]):
-        for kind, method in kinds:
-            code = f"import _peers; _peers.startup_probe({kind!r}, {method!r}, {workers})"
+    interpreters, pools = cfg["cold_repeats"], cfg["startup_repeats"] + 1
+    log(f"(b) start-up: {interpreters} fresh interpreters x {len(kinds)}, {pools} pools each")
+    runs: dict[tuple[str, str], list[list[dict[str, float]]]] = {k: [] for k in kinds}
+    for i in range(interpreters):
+        shift = i % len(kinds)
+        for kind, method in kinds[shift:] + kinds[:shift]:
+            code = f"import _peers; _peers.startup_probe({kind!r}, {method!r}, {workers}, {pools})"
             out, _ = _peers.run_python(code)
-            cold[(kind, method)].append(_peers.last_json(out)["first"])
-
-    log(f"(b) start-up: {cfg['startup_repeats']} warm rounds in this process")
-    warm: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
-    shut: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
-    for kind, method in kinds:  # start the forkserver, untimed
-        _new_pool_first_result(kind, method, workers)
-    for r in range(cfg["startup_repeats"]):
-        shift = r % len(kinds)
-        for key in kinds[shift:] + kinds[:shift]:
-            first, down = _new_pool_first_result(*key, workers)
-            warm[key].append(first)
-            shut[key].append(down)
+            runs[(kind, method)].append(_peers.last_json(out))
 
     table = Table(
         f"(b) start-up: new pool -> first result of one trivial task, {workers} workers",
@@ -341,11 +330,17 @@ def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
             "warm median",
             "warm min",
             "x lightwork (warm)",
+            "workers started",
             "shutdown",
         ],
     )
+    warm = {k: [p["first"] for run in runs[k] for p in run[1:]] for k in kinds}
+    raw = {}
     for kind, method in kinds:
         key = (kind, method)
+        cold = [run[0]["first"] for run in runs[key]]
+        started = sorted({p["started"] for run in runs[key] for p in run})
+        shutdown = [p["shutdown"] for run in runs[key] for p in run]
         label = (
             f"lightwork.Executor ({method})"
             if kind == "lightwork"
@@ -355,44 +350,26 @@ def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         table.rows.append(
             [
                 label,
-                fmt_s(median(cold[key])),
-                fmt_s(min(cold[key])),
+                fmt_s(median(cold)),
+                fmt_s(min(cold)),
                 fmt_s(median(warm[key])),
                 fmt_s(min(warm[key])),
                 fmt_x(median(warm[key]) / ref),
-                fmt_s(median(shut[key])),
+                "/".join(map(str, started)),
+                fmt_s(median(shutdown)),
             ]
         )
+        raw[f"{kind}-{method}"] = runs[key]
     table.notes += [
-        "cold: a fresh interpreter (lightwork imported before the clock), so a forkserver pool "
-        f"also starts the server; {cfg['cold_repeats']} interpreters per row",
-        "warm: a new pool in this process, where the forkserver is already running "
-        f"({cfg['startup_repeats']} rounds); x lightwork compares with the same start method",
+        f"each row: {interpreters} fresh interpreters (lightwork imported before the clock, "
+        f"main module `-c`, so children import no script), each timing {pools} new pools in a "
+        "row: the first is cold (a forkserver pool also starts the server), the others warm",
+        "x lightwork compares with lightwork's warm time for the same start method",
+        "workers started: processes alive when the first result came (PPE's "
+        "len(_processes), lightwork's statistics().workers_started)",
         "shutdown: shutdown(wait=True) after the first result, not in the start-up time",
     ]
-    raw = {
-        f"{k}-{m}": {"cold": cold[(k, m)], "warm": warm[(k, m)], "shutdown": shut[(k, m)]}
-        for k, m in kinds
-    }
     return table, raw
-
-
-def _new_pool_first_result(kind: str, method: str, workers: int) -> tuple[float, float]:
-    import concurrent.futures
-
-    import lightwork
-
-    start = time.perf_counter()
-    if kind == "lightwork":
-        executor: concurrent.futures.Executor = lightwork.Executor(workers, start_method=method)
-    else:
-        executor = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context(method)
-        )
-    executor.submit(abs, -1).result()
-    first = time.perf_counter()
-    executor.shutdown(wait=True)
-    return first - start, time.perf_counter() - first
 
 
 # ---- (c) Monte Carlo pi against the machine's ceiling ------------------------------------------

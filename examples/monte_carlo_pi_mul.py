@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from typing import Any
 
 import lightwork
 from lightwork.workloads import split_samples
@@ -43,9 +44,9 @@ def pi_part(n: int) -> int:
     return count
 
 
-def run(parts: list[int], seed: int, **options: object) -> tuple[int, float]:
+def run(parts: list[int], seed: int, **options: Any) -> tuple[int, float]:
     start = time.perf_counter()
-    inside = sum(lightwork.map(pi_part, parts, seed=seed, **options))  # type: ignore[arg-type]
+    inside = sum(lightwork.map(pi_part, parts, seed=seed, **options))
     return inside, time.perf_counter() - start
 
 
