@@ -83,16 +83,20 @@ class Table:
             for column in zip(self.columns, *self.rows, strict=True)
         ]
         lines = [self.title, "=" * len(self.title)]
-        lines.append(_line(self.columns, widths))
+        lines.append(_line(self.columns, widths, self.columns))
         lines.append("  ".join("-" * w for w in widths))
-        lines += [_line(row, widths) for row in self.rows]
+        lines += [_line(row, widths, self.columns) for row in self.rows]
         lines += [f"  * {note}" for note in self.notes]
         return "\n".join(lines)
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", ""]
         lines.append("| " + " | ".join(self.columns) + " |")
-        lines.append("|" + "|".join([" --- "] + [" ---: "] * (len(self.columns) - 1)) + "|")
+        aligns = [
+            " --- " if i == 0 or name in TEXT_COLUMNS else " ---: "
+            for i, name in enumerate(self.columns)
+        ]
+        lines.append("|" + "|".join(aligns) + "|")
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows]
         if self.notes:
             lines.append("")
@@ -100,12 +104,14 @@ class Table:
         return "\n".join(lines)
 
 
-def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    first, *rest = cells
+TEXT_COLUMNS = ("note", "pulled in")  # left-aligned, like the first column
+
+
+def _line(cells: Sequence[str], widths: Sequence[int], columns: Sequence[str]) -> str:
     return "  ".join(
-        [str(first).ljust(widths[0])]
-        + [str(c).rjust(w) for c, w in zip(rest, widths[1:], strict=True)]
-    )
+        str(c).ljust(w) if i == 0 or name in TEXT_COLUMNS else str(c).rjust(w)
+        for i, (c, w, name) in enumerate(zip(cells, widths, columns, strict=True))
+    ).rstrip()
 
 
 def fmt_s(seconds: float | None) -> str:
@@ -498,7 +504,7 @@ def section_d(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
             "-" if r["rss_base_mb"] is None else f"{r['rss_base_mb']:.1f} MB",
         ],
         ["parent peak RSS growth (psutil, 5 ms)", "-" if growth is None else f"{growth:.1f} MB"],
-        ["parent ru_maxrss growth", f"{r['maxrss_growth_mb']:.1f} MB"],
+        ["parent ru_maxrss growth (high-water mark)", f"{r['maxrss_growth_mb']:.1f} MB"],
         ["chunks (incl. warm-up)", str(r["chunks_done_incl_warmup"])],
     ]
     table.notes.append(
@@ -621,10 +627,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header + "\n", flush=True)
     tables, raw = [], {"environment": header, "config": cfg, "workers": workers}
     load_before = os.getloadavg()
-    # Pools first started here must not be forked from a process with lightwork's threads in
-    # them for the ceiling: the ceiling uses fork, which is fine, its children start no threads.
     for s in sections:
+        load = os.getloadavg()[0]
         table, data = SECTIONS[s](cfg, workers, log)
+        table.notes.append(
+            f"load average (1 min) {load:.2f} at the start of this section, "
+            f"{os.getloadavg()[0]:.2f} at its end ({os.cpu_count()} CPUs): above ~0.3 "
+            "something else was running"
+        )
         tables.append(table)
         raw[s] = data
         print(table.plain() + "\n", flush=True)

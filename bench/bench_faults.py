@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import functools
 import json
 import os
@@ -170,6 +171,9 @@ def _record_descendants(path: Path) -> None:
 
 
 def drive(library: str, fault: str, workdir: Path) -> None:
+    # SIGUSR2 dumps every thread's stack to the log: the watchdog asks before killing a hang.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
+    (workdir / "main-thread").write_text(str(threading.main_thread().ident))
     sys.path.insert(0, str(HERE))
     import faults_tasks
 
@@ -211,7 +215,7 @@ class Cell:
     caller_saw: str = "-"
     wall: float = 0.0
     notes: list[str] = field(default_factory=list)
-    lightwork_issue: str = ""
+    runs: dict[int, int] = field(default_factory=dict)  # task index: times it started
 
     @property
     def short(self) -> str:
@@ -254,11 +258,8 @@ def related_processes(
         try:
             if process.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if process.pid in known and abs(process.create_time() - known[process.pid]) < 0.05:
-                found[process.pid] = process
-            elif os.getpgid(process.pid) == pgid:
-                found[process.pid] = process
-            elif process.environ().get(TAG_VAR) == tag:
+            same = process.pid in known and abs(process.create_time() - known[process.pid]) < 0.05
+            if same or os.getpgid(process.pid) == pgid or process.environ().get(TAG_VAR) == tag:
                 found[process.pid] = process
         except (psutil.Error, OSError):
             continue
@@ -294,6 +295,34 @@ def _wait_for_tasks(proc: subprocess.Popen[bytes], workdir: Path, deadline: floa
             return True
         time.sleep(0.02)
     return False
+
+
+def _where_blocked(proc: subprocess.Popen[bytes], workdir: Path) -> str:
+    """Where the driver's main thread is stuck, innermost call first (from faulthandler)."""
+    log = workdir / "driver.log"
+    try:
+        before = log.stat().st_size
+        main = int((workdir / "main-thread").read_text())
+        os.kill(proc.pid, signal.SIGUSR2)
+    except (OSError, ValueError):
+        return ""
+    time.sleep(0.3)
+    with open(log, "rb") as file:
+        file.seek(before)
+        dump = file.read().decode(errors="replace").splitlines()
+    calls: list[str] = []
+    in_main = False
+    for line in dump:
+        if "(most recent call first)" in line:
+            ident = line.split("0x", 1)[1].split()[0] if "0x" in line else ""
+            in_main = bool(ident) and int(ident, 16) == main
+        elif in_main and line.strip().startswith("File "):
+            path, _, function = line.strip()[5:].partition(" in ")
+            module = Path(path.split('"')[1]).stem
+            calls.append(f"{module}.{function.strip()}")
+    if not calls:
+        return ""
+    return "main thread blocked in " + " < ".join(calls[:5])
 
 
 def _read_json(path: Path) -> Any:
@@ -356,6 +385,7 @@ def run_cell(library: str, fault: str, watchdog: float, root: Path, tag: str) ->
                 os.killpg(pgid, signal.SIGKILL)
             proc.wait()
         kill_all(pgid, tag, known)
+    cell.notes = [note for note in cell.notes if note]
     if cell.outcome.startswith("driver failed"):
         tail = (workdir / "driver.log").read_text(errors="replace").strip().splitlines()[-5:]
         cell.notes.append(" | ".join(tail))
@@ -373,14 +403,15 @@ def _simple(
     exited = _wait(proc, started + watchdog)
     cell.wall = time.monotonic() - started
     result = _read_json(workdir / "result.json")
-    runs = _runs(workdir)
+    runs = cell.runs = _runs(workdir)
     fired = (workdir / "fault-fired").exists()
     if not fired:
         cell.notes.append("task 3 never misbehaved")
     if runs:
         repeated = {i: n for i, n in sorted(runs.items()) if n > 1}
         cell.notes.append(
-            "runs: " + (", ".join(f"task {i} x{n}" for i, n in repeated.items()) or "each once")
+            "runs: "
+            + (", ".join(f"task {i} x{n}" for i, n in repeated.items()) or "each once")
             + ("" if len(runs) == N_TASKS else f"; {N_TASKS - len(runs)} tasks never started")
         )
     if result is None:
@@ -390,6 +421,7 @@ def _simple(
             cell.outcome = "hang"
             cell.caller_saw = "nothing"
             cell.notes.append(f"map still blocked after {watchdog:g} s: process group killed")
+            cell.notes.append(_where_blocked(proc, workdir))
         return
     cell.notes.append(f"map call {result['map_seconds']:.1f} s")
     if result["status"] == "raised":
@@ -418,6 +450,7 @@ def _simple(
         cell.outcome = f"unexpected: {result['status']}"
     if not exited:
         cell.outcome += f", then hung at exit (killed at {watchdog:g} s)"
+        cell.notes.append(_where_blocked(proc, workdir))
         return
     left, _ = _survivors(proc.pid, tag, {}, EXIT_GRACE, early=True)
     if left:
@@ -471,7 +504,10 @@ def _sigint(
     result = _read_json(workdir / "result.json") or {}
     if result.get("status") == "interrupted":
         cell.caller_saw = "KeyboardInterrupt"
-        cell.notes.append(f"KeyboardInterrupt reached the caller {result['caught'] - signalled:.2f} s after SIGINT")
+        cell.notes.append(
+            f"KeyboardInterrupt reached the caller {result['caught'] - signalled:.2f} s "
+            "after SIGINT"
+        )
     elif result.get("status") == "raised":
         cell.caller_saw = _saw(result["error"])
         cell.notes.append(f"{result['error']['type']}: {result['error']['message']}")
@@ -480,10 +516,15 @@ def _sigint(
     else:
         cell.caller_saw = "nothing"
     if not exited:
-        cell.outcome = f"did not stop: hang (killed {watchdog:g} s after SIGINT)"
+        cell.outcome = f"did not stop within {watchdog:g} s (hang)"
+        cell.notes.append(_where_blocked(proc, workdir))
+        cell.notes.append("process group killed")
         return
     took = stopped - signalled
-    cell.outcome = f"stopped in {took:.1f} s" if took <= STOP_LIMIT else f"stopped only after {took:.1f} s"
+    if took <= STOP_LIMIT:
+        cell.outcome = f"stopped in {took:.2f} s"
+    else:
+        cell.outcome = f"stopped only after {took:.1f} s"
     time.sleep(max(0.0, SIGINT_SURVIVOR_WAIT - (time.monotonic() - stopped)))
     left = list(related_processes(proc.pid, tag, known).values())
     if left:
@@ -534,26 +575,21 @@ def _parent_kill(
 def _lightwork_issues(cells: list[Cell]) -> list[str]:
     """Where lightwork did not do the best thing possible."""
     issues = []
-    best = {
-        "sigkill": "retried, all 8 results",
-        "segfault": "retried, all 8 results",
-        "timeout": "retried, all 8 results",
-    }
+    once_more = {i: 2 if i == 3 else 1 for i in range(N_TASKS)}  # only task 3 ran again
     for cell in cells:
         if cell.library != "lightwork":
             continue
-        if cell.fault in best and cell.outcome != best[cell.fault]:
-            issues.append(f"{cell.fault}: {cell.outcome} ({'; '.join(cell.notes)})")
-        elif cell.fault == "sigint" and not (
-            cell.outcome.startswith("stopped in") and cell.outcome.endswith("no workers left")
-        ):
-            issues.append(f"sigint: {cell.outcome} ({'; '.join(cell.notes)})")
-        elif cell.fault == "parent_kill" and cell.outcome != "no orphans left":
-            issues.append(f"parent_kill: {cell.outcome} ({'; '.join(cell.notes)})")
-        elif any("task" in n and " x" in n for n in cell.notes if n.startswith("runs:")):
-            reruns = [n for n in cell.notes if n.startswith("runs:")]
-            if reruns and reruns[0] not in ("runs: task 3 x2", "runs: each once"):
-                issues.append(f"{cell.fault}: tasks other than 3 re-ran ({reruns[0]})")
+        why = f"{cell.fault}: {cell.outcome} ({'; '.join(cell.notes)})"
+        if cell.fault in SIMPLE_FAULTS:
+            if cell.outcome != f"retried, all {N_TASKS} results":
+                issues.append(why)
+            elif cell.runs != once_more:
+                issues.append(f"{cell.fault}: tasks ran more often than needed ({cell.runs})")
+        elif cell.fault == "sigint":
+            if not (cell.outcome.startswith("stopped in") and "no workers left" in cell.outcome):
+                issues.append(why)
+        elif cell.outcome != "no orphans left":
+            issues.append(why)
     return issues
 
 
@@ -583,7 +619,14 @@ def report(cells: list[Cell], markdown: bool) -> None:
         for lib in libraries:
             c = by_key[lib, f]
             details.append(
-                [FAULTS[f], LIBRARIES[lib], c.outcome, c.caller_saw, f"{c.wall:.1f} s", "; ".join(c.notes)]
+                [
+                    FAULTS[f],
+                    LIBRARIES[lib],
+                    c.outcome,
+                    c.caller_saw,
+                    f"{c.wall:.1f} s",
+                    "; ".join(c.notes),
+                ]
             )
     print(_plain(matrix))
     print()
@@ -614,7 +657,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", default=",".join(FAULTS), help="faults, comma-separated")
     parser.add_argument("--timeout", type=float, default=20.0, help="watchdog seconds (hang)")
     parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
-    parser.add_argument("--driver", nargs=3, metavar=("LIB", "FAULT", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--driver", nargs=3, metavar=("LIB", "FAULT", "DIR"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.driver:
         drive(args.driver[0], args.driver[1], Path(args.driver[2]))
@@ -639,8 +684,10 @@ def main(argv: list[str] | None = None) -> None:
                 if process.environ().get(TAG_VAR, "").startswith(run + "-"):
                     process.kill()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\n{len(cells)} cells in {time.monotonic() - started:.0f} s; Python {sys.version.split()[0]}, "
-          f"{_versions()}\n")
+    print(
+        f"\n{len(cells)} cells in {time.monotonic() - started:.0f} s; "
+        f"Python {sys.version.split()[0]}, {_versions()}\n"
+    )
     report(cells, args.markdown)
 
 

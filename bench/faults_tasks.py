@@ -1,4 +1,4 @@
-"""The misbehaving task of ``bench_faults.py``, in a module of its own so every worker can import it.
+"""The misbehaving task of ``bench_faults.py``, in a module of its own that every worker imports.
 
 Every run appends ``"<index> <pid>"`` to ``runs.log`` in the work directory, so the benchmark
 knows afterwards which tasks ran how many times (a retry shows as task 3 twice). Task 3 misbehaves

@@ -28,7 +28,8 @@ import lightwork
 
 def power(x: int, n: int, seconds: float = 1.0) -> int:
     time.sleep(seconds)
-    return x**n
+    result: int = x**n
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,3 +97,32 @@ def test_submitted_tasks_are_reproducible_by_submission_order() -> None:
         first = [a.submit(draw_python, 0).result() for _ in range(4)]
         second = [f.result() for f in [b.submit(draw_python, 0) for _ in range(4)]]
     assert first == second
+
+
+def test_a_repeated_seeded_run_repeats_exactly(make_executor: MakeExecutor) -> None:
+    with make_executor() as ex:
+        runs = [list(ex.imap(draw_python, [0, 1], seed=5)) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+
+
+class Flaky(Exception):
+    pass
+
+
+_attempts: dict[int, int] = {}
+
+
+def draw_then_fail_once(x: int) -> float:
+    value = lightwork.random().random()
+    _attempts[x] = _attempts.get(x, 0) + 1
+    if _attempts[x] == 1:
+        raise Flaky
+    return value
+
+
+def test_a_retried_task_sees_its_stream_from_the_start() -> None:
+    _attempts.clear()
+    (retried,) = lightwork.map(
+        draw_then_fail_once, [0], backend="serial", seed=8, retries=1, retry_on=Flaky
+    )
+    assert retried == lightwork.map(draw_python, [0], backend="serial", seed=8)[0]

@@ -51,6 +51,21 @@ class _TaskContext(threading.local):
     cached_numpy: tuple[int, int, Any] | None = None
     cached_random: tuple[int, int, _stdlib_random.Random] | None = None
 
+    def enter(self, entropy: int, slot: Slot) -> tuple[Any, ...]:
+        """Start running a chunk of a job: streams start afresh, even for a repeated seed."""
+        saved = (self.entropy, self.slot, self.cached_numpy, self.cached_random)
+        self.entropy, self.slot = entropy, slot
+        self.cached_numpy = self.cached_random = None
+        return saved
+
+    def leave(self, saved: tuple[Any, ...]) -> None:
+        """Back to the enclosing task, if any (a task may run a nested map)."""
+        self.entropy, self.slot, self.cached_numpy, self.cached_random = saved
+
+    def restart_task(self) -> None:
+        """A task runs again (a retry): its stream restarts, as on a first attempt."""
+        self.cached_numpy = self.cached_random = None
+
     def own_slot(self) -> Slot:
         if self.private_slot is None:
             self.private_slot = new_slot()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, TypedDict, TypeVar, Unpack
 
 from .._options import check_backend, check_max_workers
-from ._executor import Executor
+from ._executor import _UNSET, Executor, Results
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -120,7 +120,7 @@ def imap(
     ordered: bool = True,
     progress: bool = False,
     **options: Unpack[RunKwargs],
-) -> Iterator[R]:
+) -> Results[R]:
     """Lazily yield ``fn(x)`` for each ``x``: input is read only as results are consumed.
 
     A generator of any length, endless included, runs in constant memory; ``ordered=False``
@@ -133,22 +133,33 @@ def imap(
     """
     context = _warm_executor(backend, max_workers)
     executor = context.__enter__()
+
+    def release() -> None:
+        context.__exit__(None, None, None)
+
     try:
-        results = executor.imap(
-            fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **options
+        return executor._imap(
+            fn,
+            iterable,
+            chunksize=chunksize,
+            ordered=ordered,
+            progress=progress,
+            on_done=release,
+            **{**_DEFAULTS, **options},
         )
     except BaseException:
-        context.__exit__(None, None, None)
+        release()
         raise
-    return _holding(context, results)
 
 
-def _holding(context: Any, results: Iterator[R]) -> Iterator[R]:
-    """Yield from ``results`` while keeping the warm pool marked as in use."""
-    try:
-        yield from results
-    finally:
-        context.__exit__(None, None, None)
+# What Executor._imap takes for an option the caller did not give: the executor's default.
+_DEFAULTS: dict[str, Any] = {
+    "retries": _UNSET,
+    "retry_on": _UNSET,
+    "task_timeout": _UNSET,
+    "seed": _UNSET,
+    "return_exceptions": False,
+}
 
 
 @atexit.register

@@ -139,7 +139,7 @@ class Executor(concurrent.futures.Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int = 1,
-    ) -> Iterator[R]:
+    ) -> Results[R]:
         """Like ``ProcessPoolExecutor.map``, but lazy: input is read as results are consumed.
 
         Results come in input order; the first task exception is raised when its result is
@@ -202,12 +202,41 @@ class Executor(concurrent.futures.Executor):
         task_timeout: float | None = _UNSET,
         seed: int | None = _UNSET,
         return_exceptions: bool = False,
-    ) -> Iterator[R]:
+    ) -> Results[R]:
         """Lazily yield ``fn(item)`` for each item: in input order, or as they finish.
 
         Input is pulled only as results are consumed, with a bounded number of chunks in flight.
         With ``return_exceptions=True`` a failed task yields its exception instead of raising.
+        ``close()`` on the returned iterator stops early and cancels what has not started.
         """
+        return self._imap(
+            fn,
+            iterable,
+            chunksize=chunksize,
+            ordered=ordered,
+            progress=progress,
+            retries=retries,
+            retry_on=retry_on,
+            task_timeout=task_timeout,
+            seed=seed,
+            return_exceptions=return_exceptions,
+        )
+
+    def _imap(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        *,
+        chunksize: int | None,
+        ordered: bool,
+        progress: bool,
+        retries: int,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...],
+        task_timeout: float | None,
+        seed: int | None,
+        return_exceptions: bool,
+        on_done: Callable[[], None] | None = None,
+    ) -> Results[R]:
         check_callable(fn)
         check_iterable(iterable)
         return self._results(
@@ -220,6 +249,7 @@ class Executor(concurrent.futures.Executor):
             seed=self._seed if seed is _UNSET else check_seed(seed),
             return_exceptions=bool(return_exceptions),
             total=len(iterable) if isinstance(iterable, Sized) else None,
+            on_done=on_done,
         )
 
     def starmap(
@@ -341,16 +371,26 @@ class Executor(concurrent.futures.Executor):
         return_exceptions: bool,
         total: int | None,
         deadline: float | None = None,
-    ) -> Iterator[Any]:
+        on_done: Callable[[], None] | None = None,
+    ) -> Results[Any]:
         backend = self._live_backend()
         job = StreamJob(fn, options, self._entropy(seed))
         backend.prepare(job)  # an unpicklable function fails here, before any input is read
         job.sizer = ChunkSizer(backend.workers, total, fixed=chunksize)
-        return self._stream(
-            backend, job, iter(iterable), ordered, progress, return_exceptions, total, deadline
+        chunks = self._chunks(
+            backend,
+            job,
+            iter(iterable),
+            ordered,
+            progress,
+            return_exceptions,
+            total,
+            deadline,
+            on_done,
         )
+        return Results(chunks)
 
-    def _stream(
+    def _chunks(
         self,
         backend: Backend,
         job: StreamJob,
@@ -360,7 +400,9 @@ class Executor(concurrent.futures.Executor):
         return_exceptions: bool,
         total: int | None,
         deadline: float | None,
-    ) -> Iterator[Any]:
+        on_done: Callable[[], None] | None,
+    ) -> Iterator[Iterable[Any]]:
+        """Yield each finished chunk's results, in order or as they finish."""
         sizer = job.sizer
         assert sizer is not None
         max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
@@ -394,12 +436,12 @@ class Executor(concurrent.futures.Executor):
                 failed = failed or (bool(done.errors) and not return_exceptions)
                 if not ordered:
                     in_flight -= 1
-                    yield from _outcomes(done, return_exceptions)
+                    yield _outcomes(done, return_exceptions)
                     continue
                 held[done.seq] = done
                 while next_seq in held:
                     in_flight -= 1
-                    yield from _outcomes(held.pop(next_seq), return_exceptions)
+                    yield _outcomes(held.pop(next_seq), return_exceptions)
                     next_seq += 1
         except KeyboardInterrupt:
             self.terminate()  # one Ctrl-C stops every worker, not just this call
@@ -408,6 +450,8 @@ class Executor(concurrent.futures.Executor):
             job.cancel()
             if bar is not None:
                 bar.close()
+            if on_done is not None:
+                on_done()
 
     @staticmethod
     def _next_done(job: StreamJob, deadline: float | None) -> Chunk:
@@ -421,6 +465,29 @@ class Executor(concurrent.futures.Executor):
         if isinstance(done, BaseException):
             raise done
         return done
+
+
+class Results(Iterator[R]):
+    """The iterator ``imap`` and ``map`` return; ``close()`` stops the call early.
+
+    Iterating it in a ``for`` loop or ``list()`` runs a C-level ``itertools.chain`` over the
+    chunks' result lists: per result, a generator frame of our own would cost more than a tiny
+    task does.
+    """
+
+    def __init__(self, chunks: Iterator[Iterable[R]]) -> None:
+        self._chunks = chunks
+        self._flat = itertools.chain.from_iterable(chunks)
+
+    def __iter__(self) -> Iterator[R]:
+        return self._flat
+
+    def __next__(self) -> R:
+        return next(self._flat)
+
+    def close(self) -> None:
+        """Stop: cancel the tasks not yet started and release the pool."""
+        self._chunks.close()  # type: ignore[attr-defined]
 
 
 def _outcomes(chunk: Chunk, return_exceptions: bool) -> Iterable[Any]:

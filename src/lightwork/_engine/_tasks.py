@@ -228,8 +228,7 @@ def run_chunk(
     monotonic = time.monotonic
     if slot is None:
         slot = task_context.own_slot()
-    saved = (task_context.entropy, task_context.slot)  # a task may run a nested map
-    task_context.entropy, task_context.slot = job.entropy, slot
+    saved = task_context.enter(job.entropy, slot)
     first = indices.start
     started = time.perf_counter()
     try:
@@ -246,7 +245,7 @@ def run_chunk(
                     add_task_note(failure, index)
                     errors[index - first] = failure
     finally:
-        task_context.entropy, task_context.slot = saved
+        task_context.leave(saved)
     return values, errors, time.perf_counter() - started
 
 
@@ -256,6 +255,7 @@ def _retry_in_place(job: Job, arg: Any, error: Exception) -> tuple[Any, Exceptio
     for _ in range(options.retries):
         if not isinstance(error, options.retry_on):
             break
+        task_context.restart_task()
         try:
             return job.fn(arg), None
         except Exception as again:

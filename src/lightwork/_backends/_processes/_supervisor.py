@@ -274,7 +274,6 @@ class ProcessBackend(Backend):
                 self._cancel_requested = False
                 self._abort_pending(ExecutorShutdownError("cancelled by shutdown()"))
             if self._broken is None:
-                self._spawn_missing()
                 self._dispatch()
             if self._closing and not self._pending and not self._busy():
                 return
@@ -305,14 +304,7 @@ class ProcessBackend(Backend):
                 return worker
         return None
 
-    def _spawn_missing(self) -> None:
-        if self._closing and not self._pending and not self._busy():
-            return
-        live = sum(not w.retiring for w in self._workers.values())
-        for _ in range(self.workers - live):
-            self._spawn()
-
-    def _spawn(self) -> None:
+    def _spawn(self) -> _Worker:
         from ._worker import worker_main
 
         number = next(self._numbers)
@@ -331,6 +323,7 @@ class ProcessBackend(Backend):
         worker.slot_array = slot_array  # type: ignore[attr-defined]  # keeps the memory mapped
         self._workers[number] = worker
         self._workers_started += 1
+        return worker
 
     def _dispatch(self) -> None:
         """Send pending attempts to workers with room, idle workers first."""
@@ -357,15 +350,23 @@ class ProcessBackend(Backend):
             self._send(worker, attempt)
 
     def _choose_worker(self, payload_size: int) -> _Worker | None:
+        """An idle worker; else a new one while under max_workers; else one to send ahead to.
+
+        Workers start as work needs them: a pool of 500 given 39 tasks starts 39 processes.
+        """
         busy_ok = payload_size <= PREFETCH_MAX_BYTES
         best: _Worker | None = None
+        live = 0
         for worker in self._workers.values():
             if worker.retiring or worker.dead or worker.timed_out is not None:
                 continue
+            live += 1
             if not worker.inflight:
                 return worker
             if busy_ok and len(worker.inflight) < self.lookahead and best is None:
                 best = worker
+        if live < self.workers:
+            return self._spawn()
         return best
 
     def _budget(self, worker: _Worker) -> int:
