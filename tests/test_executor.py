@@ -261,3 +261,24 @@ def test_threads_backend_runs_on_several_threads() -> None:
 
     with lightwork.Executor(4, backend="threads") as ex:
         assert sorted(ex.imap(meet, range(4), chunksize=1)) == [0, 1, 2, 3]
+
+
+def test_start_brings_every_worker_up_before_any_task(make_executor: MakeExecutor) -> None:
+    with make_executor(initializer=remember, initargs=(3,)) as ex:
+        ex.start()
+        stats = ex.statistics()
+        assert stats.workers_started == ex.max_workers
+        assert all(w.tasks == 0 for w in stats.workers)
+        if ex.backend == "processes":
+            assert all(w.startup_seconds > 0 for w in stats.workers)
+        assert set(ex.imap(initialized, range(10))) == {3}
+
+
+def test_start_raises_when_the_initializer_fails(make_executor: MakeExecutor) -> None:
+    from tasks import broken_initializer
+
+    with make_executor(initializer=broken_initializer) as ex:
+        if ex.backend == "serial":
+            return  # the serial backend runs the initializer with the first task
+        with pytest.raises(lightwork.WorkerInitializationError):
+            ex.start()

@@ -279,11 +279,9 @@ def exiting_initializer() -> None:
     os._exit(7)
 
 
-def test_failing_initializer_breaks_the_executor_promptly(
-    make_process_executor: MakeExecutor,
-) -> None:
+def test_failing_initializer_breaks_the_executor_promptly(make_executor: MakeExecutor) -> None:
     started = time.monotonic()
-    with make_process_executor(initializer=broken_initializer) as ex:
+    with make_executor(initializer=broken_initializer) as ex:
         with pytest.raises(lightwork.WorkerInitializationError) as info:
             list(ex.imap(square, range(10)))
         assert "cannot initialize" in str(info.value.__cause__)

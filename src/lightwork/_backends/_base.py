@@ -31,6 +31,9 @@ class Backend(ABC):
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking work; with ``wait``, return once the workers have finished and exited."""
 
+    def start_workers(self) -> None:  # noqa: B027 - nothing to start for some backends
+        """Start every worker now and return once all are ready."""
+
     @abstractmethod
     def cancel_pending(self) -> None:
         """Drop queued attempts (their jobs are aborted); running ones finish."""

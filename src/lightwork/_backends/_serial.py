@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._engine._stats import WorkerCounters, WorkerStatistics
-from .._engine._tasks import Attempt, run_chunk
+from .._engine._tasks import Attempt, fail_attempt, run_chunk
+from .._errors import WorkerInitializationError
 from ._base import Backend
 
 
@@ -27,14 +28,24 @@ class SerialBackend(Backend):
         self._initializer = initializer
         self._initargs = initargs
         self._counters = WorkerCounters(0)
+        self._broken: WorkerInitializationError | None = None
 
     def submit(self, attempt: Attempt) -> None:
         chunk = attempt.chunk
         if not chunk.job.start():
             return
+        if self._broken is not None:
+            fail_attempt(attempt, self._broken)
+            return
         if self._initializer is not None:
             initializer, self._initializer = self._initializer, None
-            initializer(*self._initargs)
+            try:
+                initializer(*self._initargs)
+            except Exception as error:
+                self._broken = WorkerInitializationError("the executor's initializer raised")
+                self._broken.__cause__ = error
+                fail_attempt(attempt, self._broken)
+                return
         values, errors, seconds = run_chunk(chunk.job, attempt.indices(), attempt.args())
         counters = self._counters
         counters.tasks += len(values)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._engine._stats import WorkerCounters, WorkerStatistics
-from .._engine._tasks import Attempt, run_chunk
-from .._errors import ExecutorShutdownError, TaskTimeoutError
+from .._engine._tasks import Attempt, copy_error, fail_attempt, run_chunk
+from .._errors import ExecutorShutdownError, TaskTimeoutError, WorkerInitializationError
 from ._base import Backend
 
 # How often the watchdog looks for over-time tasks, at most: a deadline is met within this.
@@ -35,6 +35,8 @@ class _ThreadWorker:
         self.position = 0  # the chunk position of the task it is running
         self.task_started = 0.0  # time.monotonic() when that task started
         self.abandoned = False  # set by the watchdog: this thread's outcomes are discarded
+        self.ready = threading.Event()  # set once its initializer has run
+        self.started_at = time.monotonic()
         self.thread = threading.Thread(
             target=self.run, name=f"lightwork-thread-{number}", daemon=True
         )
@@ -42,14 +44,23 @@ class _ThreadWorker:
     def run(self) -> None:
         backend = self.backend
         counters = self.counters
-        if backend.initializer is not None:
-            backend.initializer(*backend.initargs)
+        try:
+            if backend.initializer is not None:
+                backend.initializer(*backend.initargs)
+        except BaseException as error:
+            backend.break_on(error)  # then serve the queue, failing what arrives
+        finally:
+            counters.startup = time.monotonic() - self.started_at
+            self.ready.set()
         while True:
             waited = time.perf_counter()
             attempt = backend.queue.get()
             counters.idle += time.perf_counter() - waited
             if attempt is None or self.abandoned:
                 break
+            if backend.broken is not None:
+                fail_attempt(attempt, backend.broken)
+                continue
             job = attempt.chunk.job
             if not job.start():
                 continue
@@ -111,14 +122,43 @@ class ThreadBackend(Backend):
         self._watchdog: threading.Thread | None = None
         self._closed = threading.Event()
         self._tasks_retried = 0
+        self.broken: WorkerInitializationError | None = None
 
     def submit(self, attempt: Attempt) -> None:
+        if self.broken is not None:
+            fail_attempt(attempt, self.broken)
+            return
+        self._ensure_threads()
+        self.queue.put(attempt)
+
+    def _ensure_threads(self) -> None:
         if not self._threads:
             with self.lock:
                 if not self._threads:
                     for _ in range(self.workers):
                         self._start_thread()
-        self.queue.put(attempt)
+
+    def start_workers(self) -> None:
+        self._ensure_threads()
+        for worker in list(self._threads):
+            worker.ready.wait()
+        if self.broken is not None:
+            raise copy_error(self.broken)
+
+    def break_on(self, error: BaseException) -> None:
+        """The initializer raised: every task, queued or to come, fails with that."""
+        broken = WorkerInitializationError(
+            "the executor's initializer raised in a worker thread; its exception is the cause"
+        )
+        broken.__cause__ = error
+        self.broken = broken
+        while True:
+            try:
+                attempt = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if attempt is not None:
+                fail_attempt(attempt, broken)
 
     def _start_thread(self) -> None:
         worker = _ThreadWorker(self, len(self._threads))

@@ -300,6 +300,14 @@ class Executor(concurrent.futures.Executor):
             workers=workers,
         )
 
+    def start(self) -> None:
+        """Start every worker now and return once all are ready (initializers run).
+
+        Optional: workers otherwise start as work needs them. Useful to time work apart from
+        start-up, or to fail early on a broken initializer.
+        """
+        self._live_backend().start_workers()
+
     def terminate(self) -> None:
         """Stop now: drop queued work and kill the workers (what Ctrl-C in a with-block does).
 

@@ -18,6 +18,7 @@ class WorkerStatistics:
     serialize_seconds: float  #: time spent pickling results (process workers)
     deserialize_seconds: float  #: time spent unpickling functions and arguments
     idle_seconds: float  #: time spent waiting for work
+    startup_seconds: float  #: from being started to ready for work (initializer included)
     alive: bool  #: False once the worker exited, crashed or was replaced
 
 
@@ -36,7 +37,13 @@ class ExecutorStatistics:
 
     @property
     def busy_seconds(self) -> float:
+        """Time all workers spent running tasks."""
         return sum(w.busy_seconds for w in self.workers)
+
+    @property
+    def startup_seconds(self) -> float:
+        """Time all workers spent starting up."""
+        return sum(w.startup_seconds for w in self.workers)
 
 
 class WorkerCounters:
@@ -50,6 +57,7 @@ class WorkerCounters:
         "idle",
         "pid",
         "serialize",
+        "startup",
         "tasks",
         "worker",
     )
@@ -58,7 +66,7 @@ class WorkerCounters:
         self.worker = worker
         self.pid = pid if pid is not None else os.getpid()
         self.tasks = self.chunks = 0
-        self.busy = self.serialize = self.deserialize = self.idle = 0.0
+        self.busy = self.serialize = self.deserialize = self.idle = self.startup = 0.0
         self.alive = True
 
     def snapshot(self) -> WorkerStatistics:
@@ -71,5 +79,6 @@ class WorkerCounters:
             self.serialize,
             self.deserialize,
             self.idle,
+            self.startup,
             self.alive,
         )

@@ -197,6 +197,19 @@ class FutureJob(Job):
             self.future.set_exception(error)
 
 
+def fail_attempt(attempt: Attempt, error: BaseException) -> None:
+    """Fail every task of an attempt with (a copy of) one error: the pool cannot run it."""
+    for position in range(attempt.lo, attempt.hi):
+        attempt.chunk.fail(position, copy_error(error))
+
+
+def copy_error(error: BaseException) -> BaseException:
+    """A fresh instance per task, so notes naming one task don't pile up on a shared object."""
+    copy = type(error)(*error.args)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
 def add_task_note(error: BaseException, index: int) -> None:
     note = f"lightwork: raised by task {index}"
     if note not in getattr(error, "__notes__", ()):

@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..._engine._stats import WorkerCounters, WorkerStatistics
-from ..._engine._tasks import Attempt, Chunk, Job, add_task_note
+from ..._engine._tasks import Attempt, Chunk, Job, add_task_note, copy_error, fail_attempt
 from ..._errors import (
     BrokenWorkerError,
     ExecutorShutdownError,
@@ -98,6 +98,8 @@ class _Worker:
         self.timed_out: tuple[int, float] | None = None  # (task index, limit) if killed for it
         self.rss = 0  # last sampled resident memory, bytes
         self.ran_something = False
+        self.spawned_at = time.monotonic()
+        self.ready = False  # it said READY: started and initialized
         self.dead = False  # a send failed: it is dying, its sentinel will say so
 
 
@@ -128,6 +130,8 @@ class ProcessBackend(Backend):
         self._closing = False  # shutdown(): finish pending work, then stop
         self._terminated = False  # terminate(): stop now
         self._cancel_requested = False  # cancel_pending(): drop what no worker holds yet
+        self._start_all = False  # start_workers(): start every worker now
+        self._all_ready = threading.Event()  # set once they all said READY
         self._broken: BrokenWorkerError | None = None
         self._workers: dict[int, _Worker] = {}
         self._retired: list[WorkerCounters] = []
@@ -165,7 +169,7 @@ class ProcessBackend(Backend):
         if self._closing or self._terminated:
             raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
         if self._broken is not None:
-            _fail_all(attempt, self._broken)
+            fail_attempt(attempt, self._broken)
             return
         if attempt.payload is None:
             try:
@@ -233,6 +237,18 @@ class ProcessBackend(Backend):
         elif wait and thread is not threading.current_thread():
             thread.join()
 
+    def start_workers(self) -> None:
+        if self._closing or self._terminated:
+            raise ExecutorShutdownError("cannot start workers: the executor has been shut down")
+        self._start_all = True
+        self._all_ready.clear()
+        self._wake()
+        if self._thread is None:
+            self._start()
+        self._all_ready.wait()
+        if self._broken is not None:
+            raise copy_error(self._broken)
+
     def cancel_pending(self) -> None:
         self._cancel_requested = True
         self._wake()
@@ -275,6 +291,7 @@ class ProcessBackend(Backend):
                 self._abort_pending(ExecutorShutdownError("cancelled by shutdown()"))
             if self._broken is None:
                 self._dispatch()
+                self._start_all_workers()
             if self._closing and not self._pending and not self._busy():
                 return
             handles: list[Any] = [self._wake_r]
@@ -349,6 +366,16 @@ class ProcessBackend(Backend):
                 attempt.payload = _wire.dumps(attempt.args())
             self._send(worker, attempt)
 
+    def _start_all_workers(self) -> None:
+        if not self._start_all:
+            return
+        live = [w for w in self._workers.values() if not (w.retiring or w.dead)]
+        for _ in range(self.workers - len(live)):
+            live.append(self._spawn())
+        if all(w.ready for w in live):
+            self._start_all = False
+            self._all_ready.set()
+
     def _choose_worker(self, payload_size: int) -> _Worker | None:
         """An idle worker; else a new one while under max_workers; else one to send ahead to.
 
@@ -418,6 +445,11 @@ class ProcessBackend(Backend):
     def _on_message(self, worker: _Worker, message: bytes) -> None:
         kind, serial, compute, deserialize, serialize, idle = HEADER.unpack_from(message)
         payload = memoryview(message)[HEADER.size :]
+        if kind == _wire.READY:
+            worker.ready = True
+            worker.counters.startup = time.monotonic() - worker.spawned_at
+            self._startup_deaths = 0
+            return
         if kind == _wire.INIT_FAILED:
             text = pickle.loads(payload)
             error = WorkerInitializationError(
@@ -613,13 +645,14 @@ class ProcessBackend(Backend):
     def _break(self, error: BrokenWorkerError) -> None:
         """The pool can't run anything (its initializer fails): fail all work, now and later."""
         self._broken = error
+        self._all_ready.set()
         held = [a for w in self._workers.values() for _, a in w.inflight] + list(self._pending)
         self._pending.clear()
         for worker in self._workers.values():
             worker.inflight.clear()
             _kill(worker.process)
         for attempt in held:
-            _fail_all(attempt, error)
+            fail_attempt(attempt, error)
 
     def _stop_workers(self) -> None:
         """Ask every worker to exit, kill those that don't, and reap them all."""
@@ -653,18 +686,6 @@ class ProcessBackend(Backend):
             except OSError:
                 pass
         self._wake_r = self._wake_w = -1
-
-
-def _fail_all(attempt: Attempt, error: BaseException) -> None:
-    for position in range(attempt.lo, attempt.hi):
-        attempt.chunk.fail(position, _copy_error(error))
-
-
-def _copy_error(error: BaseException) -> BaseException:
-    """A fresh instance per task, so notes naming one task don't pile up on a shared object."""
-    copy = type(error)(*error.args)
-    copy.__cause__ = error.__cause__
-    return copy
 
 
 def _kill(process: Any) -> None:

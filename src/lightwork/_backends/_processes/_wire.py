@@ -12,6 +12,7 @@ Worker to parent, each a fixed header then a pickled payload:
     RESULT     serial, seconds  + pickle((values, {position: encoded error}))
     BAD_INPUT  serial, seconds  + pickle(str): the arguments or the spec could not be unpickled
     INIT_FAILED                 + pickle(str): the initializer's traceback
+    READY                       the worker has started and initialized: it waits for work
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..._random import SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
 __all__ = ["SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 
 SPEC, DROP, RUN, STOP = range(4)
-RESULT, BAD_INPUT, INIT_FAILED = range(3)
+RESULT, BAD_INPUT, INIT_FAILED, READY = range(4)
 
 # kind, attempt serial, then compute, deserialize, serialize and idle seconds since the last one.
 HEADER = struct.Struct("<BQdddd")

@@ -26,6 +26,7 @@ from ._wire import (
     DROP,
     HEADER,
     INIT_FAILED,
+    READY,
     RESULT,
     RUN,
     SLOT_INDEX,
@@ -58,6 +59,7 @@ def worker_main(conn: Connection, slot_array: Any, initializer: bytes | None, pa
         except BaseException as error:
             conn.send_bytes(HEADER.pack(INIT_FAILED, 0, 0, 0, 0, 0) + dumps(format_remote(error)))
             return
+    conn.send_bytes(HEADER.pack(READY, 0, 0, 0, 0, 0))
     specs: dict[int, Job | _BrokenSpec] = {}
     deserialize = 0.0
     waiting_since = time.perf_counter()
