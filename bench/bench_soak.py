@@ -81,10 +81,8 @@ def main() -> None:
     print(f"{args.tasks:,} tasks, {len(killed)} workers SIGKILLed mid-run, retries=1")
     print(f"every result present exactly once and in order: yes ({expected:,})")
     print(f"time: {seconds:.2f} s ({args.tasks / seconds:,.0f} tasks/s)")
-    print(
-        f"parent RSS: {sampler.start_rss / mib:.0f} MiB at start, peak {sampler.peak_parent / mib:.0f}"
-        f" MiB (+{(sampler.peak_parent - sampler.start_rss) / mib:.1f} MiB)"
-    )
+    start, peak = sampler.start_rss / mib, sampler.peak_parent / mib
+    print(f"parent RSS: {start:.0f} MiB at start, peak {peak:.0f} MiB (+{peak - start:.1f} MiB)")
     print(f"peak RSS, parent and workers: {sampler.peak_total / mib:.0f} MiB")
     print(
         f"workers started {stats.workers_started}, crashed {stats.workers_crashed}, "
