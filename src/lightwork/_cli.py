@@ -123,6 +123,8 @@ def _pi(args: argparse.Namespace) -> int:
     if args.json:
         record: dict[str, Any] = result.to_dict()
         record.pop("inside")
+        if record["auto_reason"] is None:
+            record.pop("auto_reason")
         if args.repeat > 1:
             record.update(
                 repeat=args.repeat,
@@ -135,7 +137,9 @@ def _pi(args: argparse.Namespace) -> int:
         f"pi ~ {result.estimate:.8f} +/- {result.stderr:.2g} "
         f"(95% interval {result.ci_low:.6f} to {result.ci_high:.6f})"
     )
-    noun = {"processes": "process", "threads": "thread", "serial": "serial worker"}[args.backend]
+    if result.auto_reason:
+        print(f"backend auto chose {result.backend}: {result.auto_reason}")
+    noun = {"processes": "process", "threads": "thread", "serial": "serial worker"}[result.backend]
     where = f"{result.max_workers} {noun}{'es' if noun == 'process' else 's'}"
     if result.max_workers == 1:
         where = f"1 {noun}"

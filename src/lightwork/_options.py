@@ -10,7 +10,7 @@ from typing import Any
 
 from ._errors import InvalidOptionError
 
-BACKENDS = ("serial", "threads", "processes")
+BACKENDS = ("serial", "threads", "processes", "auto")
 START_METHODS = ("fork", "forkserver", "spawn")
 
 

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from .._options import (
     check_start_method,
     check_timeout,
 )
+from ._auto import AutoChoice, choose, is_free_threaded, probe
 from ._stats import ExecutorStatistics
 from ._tasks import Attempt, Call, Chunk, FutureJob, Star, StreamJob
 
@@ -94,23 +96,28 @@ class Executor(concurrent.futures.Executor):
             raise InvalidOptionError(
                 f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}"
             )
-        if backend != "processes" and (max_tasks_per_worker is not None or start_method):
+        if backend not in ("processes", "auto") and (
+            max_tasks_per_worker is not None or start_method
+        ):
             raise InvalidOptionError(
                 "max_tasks_per_worker and start_method apply to the processes backend only"
             )
-        self._backend_options: dict[str, Any] = {"initializer": initializer, "initargs": initargs}
-        if backend == "processes":
-            self._backend_options.update(
-                max_tasks_per_worker=max_tasks_per_worker,
-                start_method=check_start_method(start_method),
-            )
+        self._initializer_options: dict[str, Any] = {
+            "initializer": initializer,
+            "initargs": initargs,
+        }
+        self._process_options: dict[str, Any] = {
+            "max_tasks_per_worker": max_tasks_per_worker,
+            "start_method": check_start_method(start_method),
+        }
         self._defaults = self._run_options(retries, retry_on, task_timeout)
         self._seed = check_seed(seed)
         self._submit_entropy = self._entropy(self._seed)
         self._submit_index = itertools.count()
         self._lock = threading.Lock()
         self._shutdown = False
-        self._backend: Backend | None = None
+        self._backends: dict[str, Backend] = {}  # by kind; "auto" may use all three
+        self._auto_choice: AutoChoice | None = None
 
     # ---- concurrent.futures.Executor --------------------------------------------------------
 
@@ -168,12 +175,11 @@ class Executor(concurrent.futures.Executor):
         """Stop taking work; finish what was submitted unless ``cancel_futures``."""
         with self._lock:
             self._shutdown = True
-            backend = self._backend
-        if backend is None:
-            return
-        if cancel_futures:
-            backend.cancel_pending()
-        backend.shutdown(wait=wait)
+            backends = list(self._backends.values())
+        for backend in backends:
+            if cancel_futures:
+                backend.cancel_pending()
+            backend.shutdown(wait=wait)
 
     def __exit__(
         self,
@@ -286,25 +292,27 @@ class Executor(concurrent.futures.Executor):
 
     def statistics(self) -> ExecutorStatistics:
         """Tasks and chunks done, and per worker the time spent working, (de)serializing, idle."""
-        backend = self._backend
-        workers = tuple(backend.worker_statistics()) if backend is not None else ()
-        started, crashed, retried = backend.extra_statistics() if backend else (0, 0, 0)
+        backends = list(self._backends.values())
+        workers = tuple(w for b in backends for w in b.worker_statistics())
+        extra = [b.extra_statistics() for b in backends]
         return ExecutorStatistics(
             backend=self._backend_name,
             max_workers=self._max_workers,
             tasks_done=sum(w.tasks for w in workers),
             chunks_done=sum(w.chunks for w in workers),
-            workers_started=started,
-            workers_crashed=crashed,
-            tasks_retried=retried,
+            workers_started=sum(e[0] for e in extra),
+            workers_crashed=sum(e[1] for e in extra),
+            tasks_retried=sum(e[2] for e in extra),
             workers=workers,
+            auto=self._auto_choice,
         )
 
     def start(self) -> None:
         """Start every worker now and return once all are ready (initializers run).
 
         Optional: workers otherwise start as work needs them. Useful to time work apart from
-        start-up, or to fail early on a broken initializer.
+        start-up, or to fail early on a broken initializer. With ``backend="auto"`` it starts
+        the process pool, the usual choice for work worth a pool.
         """
         self._live_backend().start_workers()
 
@@ -314,8 +322,9 @@ class Executor(concurrent.futures.Executor):
         The executor stays usable: new work starts new workers.
         """
         with self._lock:
-            backend, self._backend = self._backend, None
-        if backend is not None:
+            backends = list(self._backends.values())
+            self._backends.clear()
+        for backend in backends:
             backend.terminate()
 
     @property
@@ -328,15 +337,26 @@ class Executor(concurrent.futures.Executor):
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _live_backend(self) -> Backend:
+    def _live_backend(self, kind: str | None = None) -> Backend:
+        """The backend of this kind, started on first use.
+
+        ``kind`` defaults to the executor's backend; for ``"auto"``, to the last choice made
+        (``submit`` has no input to measure), or processes.
+        """
+        if kind is None:
+            kind = self._backend_name
+            if kind == "auto":
+                kind = self._auto_choice.backend if self._auto_choice else "processes"
         with self._lock:
             if self._shutdown:
                 raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
-            if self._backend is None:
-                self._backend = create_backend(
-                    self._backend_name, self._max_workers, **self._backend_options
-                )
-            return self._backend
+            backend = self._backends.get(kind)
+            if backend is None:
+                options = dict(self._initializer_options)
+                if kind == "processes":
+                    options.update(self._process_options)
+                backend = self._backends[kind] = create_backend(kind, self._max_workers, **options)
+            return backend
 
     def _run_options(
         self,
@@ -345,7 +365,7 @@ class Executor(concurrent.futures.Executor):
         task_timeout: object,
     ) -> RunOptions:
         timeout = check_timeout("task_timeout", task_timeout)
-        if timeout is not None and self._backend_name == "serial":
+        if timeout is not None and self._backend_name == "serial":  # "auto" avoids serial then
             raise InvalidOptionError(
                 "task_timeout needs a backend that can stop a task: the serial backend runs "
                 "tasks in your own thread; use backend='processes' or 'threads'"
@@ -381,47 +401,89 @@ class Executor(concurrent.futures.Executor):
         deadline: float | None = None,
         on_done: Callable[[], None] | None = None,
     ) -> Results[Any]:
-        backend = self._live_backend()
         job = StreamJob(fn, options, self._entropy(seed))
+        flow = _Flow(ordered, progress, return_exceptions, total, deadline, chunksize)
+        if self._backend_name == "auto":
+            chunks = self._auto_chunks(job, iter(iterable), flow, on_done)
+            return Results(chunks)
+        backend = self._live_backend()
         backend.prepare(job)  # an unpicklable function fails here, before any input is read
-        job.sizer = ChunkSizer(backend.workers, total, fixed=chunksize)
-        chunks = self._chunks(
-            backend,
-            job,
-            iter(iterable),
-            ordered,
-            progress,
-            return_exceptions,
-            total,
-            deadline,
-            on_done,
-        )
-        return Results(chunks)
+        return Results(self._chunks(backend, job, iter(iterable), flow, on_done=on_done))
+
+    def _auto_chunks(
+        self,
+        job: StreamJob,
+        items: Iterator[Any],
+        flow: _Flow,
+        on_done: Callable[[], None] | None,
+    ) -> Iterator[Iterable[Any]]:
+        """Probe the first tasks here, choose a backend, and run the rest on it."""
+        try:
+            args, values, errors, wall, cpu, exhausted, gil_held = probe(job, items, flow.total)
+            n = len(args)
+            remaining = None if flow.total is None else flow.total - n
+            backend_name, reason = choose(
+                seconds_per_task=wall / max(n, 1),
+                cpu_share=cpu / wall if wall > 0 else 1.0,
+                gil_held=gil_held,
+                remaining=remaining,
+                workers=self._max_workers,
+                exhausted=exhausted,
+                processes_warm="processes" in self._backends,
+                free_threaded=is_free_threaded(),
+                serial_allowed=job.options.task_timeout is None,
+            )
+            self._auto_choice = AutoChoice(
+                backend_name,
+                reason,
+                wall / max(n, 1),
+                cpu / wall if wall > 0 else 1.0,
+                gil_held,
+                n,
+            )
+            probed = Chunk(job, 0, range(n), args)
+            probed.values, probed.errors, probed.unresolved = values, errors, 0
+            if n:
+                yield _outcomes(probed, flow.return_exceptions)
+            if exhausted:
+                return
+            backend = self._live_backend(backend_name)
+            backend.prepare(job)
+            job.sizer = ChunkSizer(backend.workers, remaining, fixed=flow.chunksize)
+            job.sizer.record(n, wall)
+            yield from self._chunks(backend, job, items, flow, first_index=n, first_seq=1)
+        finally:
+            if on_done is not None:
+                on_done()
 
     def _chunks(
         self,
         backend: Backend,
         job: StreamJob,
         items: Iterator[Any],
-        ordered: bool,
-        progress: bool,
-        return_exceptions: bool,
-        total: int | None,
-        deadline: float | None,
-        on_done: Callable[[], None] | None,
+        flow: _Flow,
+        *,
+        first_index: int = 0,
+        first_seq: int = 0,
+        on_done: Callable[[], None] | None = None,
     ) -> Iterator[Iterable[Any]]:
         """Yield each finished chunk's results, in order or as they finish."""
+        total = flow.total
+        if job.sizer is None:
+            job.sizer = ChunkSizer(backend.workers, total, fixed=flow.chunksize)
         sizer = job.sizer
-        assert sizer is not None
         max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
         held: dict[int, Chunk] = {}  # finished chunks waiting for an earlier one (ordered)
-        next_seq = seq = fed = in_flight = 0
+        next_seq = seq = first_seq
+        fed = first_index
+        in_flight = 0
         exhausted = failed = False
         bar = None
-        if progress:
+        if flow.progress:
             from .._progress import progress_bar
 
             bar = progress_bar(total, getattr(job.fn, "__name__", "lightwork"))
+            bar.update(first_index)
         try:
             while True:
                 # Feed: keep the workers busy, but never hold more than max_in_flight chunks.
@@ -438,18 +500,18 @@ class Executor(concurrent.futures.Executor):
                     backend.submit(Attempt(chunk, 0, len(batch)))
                 if in_flight == 0:
                     return
-                done = self._next_done(job, deadline)
+                done = self._next_done(job, flow.deadline)
                 if bar is not None:
                     bar.update(len(done))
-                failed = failed or (bool(done.errors) and not return_exceptions)
-                if not ordered:
+                failed = failed or (bool(done.errors) and not flow.return_exceptions)
+                if not flow.ordered:
                     in_flight -= 1
-                    yield _outcomes(done, return_exceptions)
+                    yield _outcomes(done, flow.return_exceptions)
                     continue
                 held[done.seq] = done
                 while next_seq in held:
                     in_flight -= 1
-                    yield _outcomes(held.pop(next_seq), return_exceptions)
+                    yield _outcomes(held.pop(next_seq), flow.return_exceptions)
                     next_seq += 1
         except KeyboardInterrupt:
             self.terminate()  # one Ctrl-C stops every worker, not just this call
@@ -473,6 +535,18 @@ class Executor(concurrent.futures.Executor):
         if isinstance(done, BaseException):
             raise done
         return done
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """How one call's results flow back: the options the chunk loop needs."""
+
+    ordered: bool
+    progress: bool
+    return_exceptions: bool
+    total: int | None  # the input's length, if it has one
+    deadline: float | None  # time.monotonic() by which Executor.map must finish
+    chunksize: int | None
 
 
 class Results(Iterator[R]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class ExecutorStatistics:
     workers_crashed: int
     tasks_retried: int  #: re-runs after a crash or a timeout
     workers: tuple[WorkerStatistics, ...] = field(default=())
+    #: with backend="auto": what the last call chose and why (an AutoChoice)
+    auto: Any = None
 
     @property
     def busy_seconds(self) -> float:

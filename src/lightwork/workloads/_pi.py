@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -44,6 +44,7 @@ class PiEstimate:
     backend: str
     kernel: str
     seed: int | None
+    auto_reason: str | None = None  #: with backend="auto": why ``backend`` was chosen
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,8 +115,12 @@ def monte_carlo_pi(
                 target_error,
             )
         workers = executor.max_workers
+        choice = executor.statistics().auto if backend == "auto" else None
     seconds = time.perf_counter() - started
-    return _estimate(inside, total, seconds, workers, backend, kernel, seed)
+    result = _estimate(inside, total, seconds, workers, backend, kernel, seed)
+    if choice is not None:
+        result = replace(result, backend=choice.backend, auto_reason=choice.reason)
+    return result
 
 
 def _endless(kernel: str, cap: int | None) -> Iterator[int]:

@@ -1,0 +1,115 @@
+"""backend="auto": chosen by measuring the job's first tasks, visible with its reason."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import lightwork
+from lightwork._engine._auto import choose
+
+from tasks import fail_on, square
+
+
+def python_work(n: int) -> int:
+    total = 0
+    for i in range(20_000):
+        total += i * n
+    return total
+
+
+def numpy_work(n: int) -> float:
+    import numpy as np
+
+    data = np.random.default_rng(n).random(400_000)
+    return float(np.sort(data)[n])
+
+
+def sleepy(n: int) -> int:
+    time.sleep(0.005)
+    return n
+
+
+@pytest.mark.parametrize(
+    ("fn", "items", "expected"),
+    [
+        (python_work, range(300), "processes"),
+        (numpy_work, range(60), "threads"),
+        (sleepy, range(100), "threads"),
+        (square, range(200_000), "serial"),
+    ],
+    ids=["pure-python", "numpy", "sleep", "tiny"],
+)
+def test_auto_picks_the_backend_by_measurement(fn: object, items: range, expected: str) -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        results = list(ex.imap(fn, items))  # type: ignore[arg-type]
+        choice = ex.statistics().auto
+    assert choice is not None and choice.backend == expected, choice
+    assert choice.reason
+    assert results == [fn(x) for x in items[:50]] + results[50:]  # type: ignore[operator]
+
+
+def test_auto_results_match_the_serial_reference() -> None:
+    assert lightwork.map(python_work, range(40), backend="auto") == [
+        python_work(n) for n in range(40)
+    ]
+
+
+def test_auto_small_input_runs_serially_within_the_probe() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(square, range(10))) == [x * x for x in range(10)]
+        assert ex.statistics().auto.backend == "serial"
+        assert ex.statistics().workers_started == 0
+
+
+def test_auto_keeps_order_and_errors_of_probed_tasks() -> None:
+    with pytest.raises(Exception, match="task got 3"):
+        lightwork.map(fail_on, range(100), backend="auto")
+    results = lightwork.map(fail_on, range(100), backend="auto", return_exceptions=True)
+    assert isinstance(results[3], Exception) and results[:3] == [0, 1, 2]
+
+
+def test_auto_with_task_timeout_never_chooses_serial() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(square, range(5), task_timeout=5)) == [0, 1, 4, 9, 16]
+        assert ex.statistics().auto.backend == "threads"
+
+
+def test_auto_seeded_run_matches_serial() -> None:
+    def draw(_: int) -> float:
+        return lightwork.random().random()
+
+    assert lightwork.map(draw, range(300), backend="auto", seed=4) == lightwork.map(
+        draw, range(300), backend="serial", seed=4
+    )
+
+
+CASES = [
+    ({"exhausted": True}, "serial"),
+    ({"cpu_share": 0.05, "gil_held": False}, "threads"),
+    ({"gil_held": False}, "threads"),
+    ({"free_threaded": True}, "threads"),
+    ({"seconds_per_task": 1e-7, "remaining": 100_000}, "serial"),
+    ({"seconds_per_task": 1e-7, "remaining": 10**9}, "serial"),  # transfer costs more
+    ({"seconds_per_task": 2e-6, "remaining": 10**9}, "processes"),
+    ({"seconds_per_task": 0.01, "remaining": 3}, "serial"),  # start-up costs more
+    ({"seconds_per_task": 0.01, "remaining": 3, "processes_warm": True}, "processes"),
+    ({"seconds_per_task": 0.001, "remaining": 20}, "serial"),
+    ({"workers": 1}, "serial"),
+    ({"exhausted": True, "serial_allowed": False}, "threads"),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), CASES)
+def test_choose_policy(changes: dict[str, object], expected: str) -> None:
+    measured: dict[str, object] = {
+        "seconds_per_task": 0.01,
+        "cpu_share": 1.0,
+        "gil_held": True,
+        "remaining": 1000,
+        "workers": 2,
+        "exhausted": False,
+    }
+    backend, reason = choose(**{**measured, **changes})  # type: ignore[arg-type]
+    assert backend == expected, reason
