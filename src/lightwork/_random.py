@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import random as _stdlib_random
 import threading
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._errors import LightworkError
@@ -73,9 +74,15 @@ class _TaskContext(threading.local):
 
 
 task_context = _TaskContext()
+# An async task's (entropy, index): coroutines interleave on one thread, so each keeps its own
+# in its context rather than in the thread's slot.
+async_task: ContextVar[tuple[int, int] | None] = ContextVar("lightwork_async_task", default=None)
 
 
 def _current_task() -> tuple[int, int]:
+    in_coroutine = async_task.get()
+    if in_coroutine is not None:
+        return in_coroutine
     entropy, slot = task_context.entropy, task_context.slot
     if entropy is None or slot is None or slot[SLOT_INDEX] < 0:
         raise LightworkError(

@@ -19,6 +19,8 @@ class Backend(ABC):
     name: ClassVar[str]
     #: chunks to keep in flight per worker: enough that a worker never waits for its next chunk
     lookahead: ClassVar[int] = 2
+    #: a chunk size to use instead of measuring, for backends where measuring means nothing
+    default_chunksize: ClassVar[int | None] = None
     workers: int
 
     def prepare(self, job: Job) -> None:  # noqa: B027 - most backends need nothing

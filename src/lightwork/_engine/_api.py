@@ -32,17 +32,20 @@ class RunKwargs(TypedDict, total=False):
 
 
 _lock = threading.Lock()
-_warm: dict[tuple[str, int], Executor] = {}
-_users: dict[tuple[str, int], int] = {}
+_warm: dict[tuple[str, int | None], Executor] = {}
+_users: dict[tuple[str, int | None], int] = {}
 
 
 @contextmanager
 def _warm_executor(backend: str, max_workers: int | None) -> Iterator[Executor]:
-    key = (check_backend(backend), 1 if backend == "serial" else check_max_workers(max_workers))
+    check_backend(backend)
+    if max_workers is not None:
+        check_max_workers(max_workers)
+    key = (backend, max_workers)
     with _lock:
         executor = _warm.get(key)
         if executor is None:
-            executor = _warm[key] = Executor(key[1], backend=key[0])
+            executor = _warm[key] = Executor(max_workers, backend=backend)
         _users[key] = _users.get(key, 0) + 1
         idle = [k for k in _warm if k != key and not _users.get(k)]
         retired = [_warm.pop(k) for k in idle]

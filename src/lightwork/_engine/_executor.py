@@ -11,6 +11,7 @@ ten million items, or an endless one, runs in constant memory.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import itertools
 import queue
 import secrets
@@ -51,6 +52,15 @@ REORDER_SLACK = 2
 
 _UNSET: Any = object()
 
+# How many coroutines of an ``async def`` function run at once when max_workers is not given:
+# an event loop overlaps waits cheaply; the limit only protects the services being called.
+ASYNC_CONCURRENCY = 1000
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` (or the function a Star or Call wraps) is an ``async def`` function."""
+    return inspect.iscoroutinefunction(getattr(fn, "fn", fn))
+
 
 class Executor(concurrent.futures.Executor):
     """Runs calls on a pool of workers: a drop-in for ``ProcessPoolExecutor``.
@@ -84,6 +94,10 @@ class Executor(concurrent.futures.Executor):
     ) -> None:
         self._backend_name = check_backend(backend)
         self._max_workers = 1 if backend == "serial" else check_max_workers(max_workers)
+        # Coroutines only wait, so their default limit is not the CPU count.
+        self._async_concurrency = (
+            1 if backend == "serial" else ASYNC_CONCURRENCY if max_workers is None else max_workers
+        )
         if initializer is not None:
             check_callable(initializer, "initializer")
         if not isinstance(initargs, tuple):
@@ -130,7 +144,7 @@ class Executor(concurrent.futures.Executor):
         future: concurrent.futures.Future[R] = concurrent.futures.Future()
         job = FutureJob(Call(fn), self._defaults, self._submit_entropy, future)
         index = next(self._submit_index)
-        backend = self._live_backend()
+        backend = self._live_backend("async" if is_async(fn) else None)
         try:
             backend.prepare(job)
         except Exception as error:  # an unpicklable function fails its own future only
@@ -355,7 +369,8 @@ class Executor(concurrent.futures.Executor):
                 options = dict(self._initializer_options)
                 if kind == "processes":
                     options.update(self._process_options)
-                backend = self._backends[kind] = create_backend(kind, self._max_workers, **options)
+                workers = self._async_concurrency if kind == "async" else self._max_workers
+                backend = self._backends[kind] = create_backend(kind, workers, **options)
             return backend
 
     def _run_options(
@@ -403,6 +418,9 @@ class Executor(concurrent.futures.Executor):
     ) -> Results[Any]:
         job = StreamJob(fn, options, self._entropy(seed))
         flow = _Flow(ordered, progress, return_exceptions, total, deadline, chunksize)
+        if is_async(fn):
+            backend = self._live_backend("async")
+            return Results(self._chunks(backend, job, iter(iterable), flow, on_done=on_done))
         if self._backend_name == "auto":
             chunks = self._auto_chunks(job, iter(iterable), flow, on_done)
             return Results(chunks)
@@ -470,7 +488,8 @@ class Executor(concurrent.futures.Executor):
         """Yield each finished chunk's results, in order or as they finish."""
         total = flow.total
         if job.sizer is None:
-            job.sizer = ChunkSizer(backend.workers, total, fixed=flow.chunksize)
+            fixed = flow.chunksize or backend.default_chunksize
+            job.sizer = ChunkSizer(backend.workers, total, fixed=fixed)
         sizer = job.sizer
         max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
         held: dict[int, Chunk] = {}  # finished chunks waiting for an earlier one (ordered)
