@@ -203,3 +203,67 @@ def test_warm_pool_survives_ctrl_c_style_termination() -> None:
     for executor in _warm.values():
         executor.terminate()
     assert lightwork.map(square, range(4), max_workers=2) == [0, 1, 4, 9]
+
+
+GIL_HOG = """
+import sys
+import psutil
+import lightwork
+
+def hog(i):
+    pow(7, 30_000_000)  # one C call that holds the GIL for many seconds
+    return i
+
+if __name__ == "__main__":
+    with lightwork.Executor(2, start_method=sys.argv[1]) as ex:
+        ex.start()
+        pids = [p.pid for p in psutil.Process().children(recursive=True)]
+        results = ex.imap(hog, range(4), chunksize=1)
+        print("PIDS", " ".join(map(str, pids)), flush=True)
+        list(results)
+"""
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+def test_workers_in_a_long_c_call_exit_when_the_parent_is_killed(
+    tmp_path: Path, start_method: str
+) -> None:
+    script = tmp_path / "hog.py"
+    script.write_text(GIL_HOG)
+    process = subprocess.Popen(
+        [sys.executable, str(script), start_method],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    pids = [int(p) for p in line.split()[1:]]
+    try:
+        assert pids, process.stderr.read()  # type: ignore[union-attr]
+        time.sleep(0.5)  # the tasks are inside pow() now
+        process.kill()
+        process.wait(timeout=10)
+        assert _wait_gone(pids, 2.0) == [], "workers ran on inside their C call"
+    finally:
+        _kill_all(pids)
+
+
+def test_ctrl_c_in_the_loop_body_does_not_wait_for_sent_work(tmp_path: Path) -> None:
+    script = tmp_path / "loop.py"
+    script.write_text(
+        "import time, lightwork\n"
+        "def slow(i):\n    time.sleep(30)\n    return i\n"
+        "if __name__ == '__main__':\n"
+        "    for r in lightwork.imap(slow, range(8), max_workers=2, chunksize=1):\n"
+        "        pass\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stderr=subprocess.PIPE, start_new_session=True
+    )
+    time.sleep(2.0)
+    sent = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=15)
+    assert time.monotonic() - sent < 3.0

@@ -471,6 +471,7 @@ class Executor(concurrent.futures.Executor):
             job.sizer.record(n, wall)
             yield from self._chunks(backend, job, items, flow, first_index=n, first_seq=1)
         finally:
+            job.close()
             if on_done is not None:
                 on_done()
 
@@ -537,6 +538,7 @@ class Executor(concurrent.futures.Executor):
             raise
         finally:
             job.cancel()
+            job.close()
             if bar is not None:
                 bar.close()
             if on_done is not None:

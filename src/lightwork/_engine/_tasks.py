@@ -64,6 +64,8 @@ class Job:
         # Set by the process backend: the function pickled once for every worker.
         self.fn_payload: bytes | None = None
         self.spec_id = -1
+        self.segments: Any = None  # the process backend's shared array segments for this call
+        self.on_close: list[Callable[[], None]] = []  # releases what the call held
         self.sizer: ChunkSizer | None = None
 
     def start(self) -> bool:
@@ -77,6 +79,11 @@ class Job:
 
     def chunk_done(self, chunk: Chunk) -> None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """The call is over: release what it held (shared-memory segments)."""
+        while self.on_close:
+            self.on_close.pop()()
 
     def cancel(self) -> None:
         """Drop this job's attempts that have not started; running ones finish unobserved."""
@@ -174,6 +181,7 @@ class FutureJob(Job):
     def chunk_done(self, chunk: Chunk) -> None:
         if self.future.done():  # cancelled while its task ran
             return
+        self.close()
         error = chunk.errors.get(0)
         if error is None:
             self.future.set_result(chunk.values[0])
@@ -193,6 +201,7 @@ class FutureJob(Job):
 
     def abort(self, error: BaseException) -> None:
         super().abort(error)
+        self.close()
         if not self.future.done():
             self.future.set_exception(error)
 

@@ -85,11 +85,15 @@ def default_start_method() -> str:
 class _Worker:
     """The supervisor's view of one worker process."""
 
-    def __init__(self, number: int, process: Any, conn: Connection, slot: Slot) -> None:
+    def __init__(
+        self, number: int, process: Any, conn: Connection, slot_array: Any, lifeline: Connection
+    ) -> None:
         self.number = number
         self.process = process
         self.conn = conn
-        self.slot = slot
+        self.slot_array = slot_array  # keeps the shared memory mapped
+        self.slot: Slot = memoryview(slot_array).cast("B").cast("d")
+        self.lifeline = lifeline  # the write end of the worker's lifeline: held, never written
         self.counters = WorkerCounters(number, process.pid)
         self.inflight: deque[tuple[int, Attempt]] = deque()  # (serial, attempt), in send order
         self.specs: OrderedDict[int, None] = OrderedDict()  # spec ids this worker holds
@@ -156,14 +160,52 @@ class ProcessBackend(Backend):
             try:
                 spec_id, payload = self._specs[key]
                 self._specs.move_to_end(key)
-            except TypeError:  # an unhashable callable: no caching
-                spec_id, payload = next(self._spec_ids), _pickle_function(job)
-            except KeyError:
-                spec_id, payload = next(self._spec_ids), _pickle_function(job)
-                self._specs[key] = (spec_id, payload)
-                if len(self._specs) > SPEC_CACHE_SIZE:
-                    self._specs.popitem(last=False)
+                job.spec_id, job.fn_payload = spec_id, payload
+                return
+            except (KeyError, TypeError):  # TypeError: an unhashable callable
+                pass
+        spec_id, payload = next(self._spec_ids), self._pickle_function(job)
         job.spec_id, job.fn_payload = spec_id, payload
+        if job.segments is not None:
+            return  # it refers to this call's array segments: never reuse it
+        with self._specs_lock:
+            try:
+                self._specs[key] = (spec_id, payload)
+            except TypeError:
+                return
+            if len(self._specs) > SPEC_CACHE_SIZE:
+                self._specs.popitem(last=False)
+
+    def _pickle_function(self, job: Job) -> bytes:
+        try:
+            if "numpy" not in sys.modules:
+                return _cloudpickle_dumps((job.fn, job.options))
+            from ._arrays import ArraySegments, cloudpickle_dumps_sharing
+
+            segments = ArraySegments()
+            payload = cloudpickle_dumps_sharing((job.fn, job.options), segments)
+            if len(segments):
+                job.segments = segments
+                job.on_close.append(segments.close)
+            return payload
+        except Exception as error:
+            fn = getattr(job.fn, "fn", job.fn)
+            message = f"the function {fn!r} could not be pickled: {error}"
+            raise _serialization_error(message, error) from error
+
+    def _encode(self, attempt: Attempt) -> bytes:
+        """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
+        args = attempt.args()
+        if "numpy" in sys.modules and args:
+            from ._arrays import ArraySegments, dumps_sharing, has_large_array
+
+            if has_large_array(args[0]):
+                job = attempt.chunk.job
+                if job.segments is None:
+                    job.segments = ArraySegments()
+                    job.on_close.append(job.segments.close)
+                return dumps_sharing(args, job.segments)
+        return _wire.dumps(args)
 
     def submit(self, attempt: Attempt) -> None:
         if self._closing or self._terminated:
@@ -173,7 +215,7 @@ class ProcessBackend(Backend):
             return
         if attempt.payload is None:
             try:
-                attempt.payload = _wire.dumps(attempt.args())
+                attempt.payload = self._encode(attempt)
             except Exception:
                 self._submit_isolated(attempt)
                 return
@@ -313,7 +355,12 @@ class ProcessBackend(Backend):
             self._sample_memory()
 
     def _busy(self) -> bool:
-        return any(w.inflight for w in self._workers.values())
+        """Whether a worker holds work someone still waits for (cancelled work doesn't count)."""
+        return any(
+            not attempt.chunk.job.cancelled
+            for worker in self._workers.values()
+            for _, attempt in worker.inflight
+        )
 
     def _owner(self, handle: Any) -> _Worker | None:
         for worker in self._workers.values():
@@ -326,18 +373,26 @@ class ProcessBackend(Backend):
 
         number = next(self._numbers)
         parent_conn, child_conn = self._context.Pipe(duplex=True)
+        lifeline_r, lifeline_w = self._context.Pipe(duplex=False)  # see _worker._arm_lifeline
         slot_array = self._context.RawArray("d", SLOT_SIZE)
         slot_array[SLOT_SERIAL] = -1
         process = self._context.Process(
             target=worker_main,
-            args=(child_conn, slot_array, self._initializer, os.getpid()),
+            args=(
+                child_conn,
+                slot_array,
+                self._initializer,
+                os.getpid(),
+                lifeline_r,
+                # A forked child inherits the write end too; it must close its copy.
+                lifeline_w.fileno() if self.start_method == "fork" else -1,
+            ),
             name=f"lightwork-worker-{number}",
         )
         process.start()
         child_conn.close()
-        slot: Slot = memoryview(slot_array).cast("B").cast("d")
-        worker = _Worker(number, process, parent_conn, slot)
-        worker.slot_array = slot_array  # type: ignore[attr-defined]  # keeps the memory mapped
+        lifeline_r.close()
+        worker = _Worker(number, process, parent_conn, slot_array, lifeline_w)
         self._workers[number] = worker
         self._workers_started += 1
         return worker
@@ -351,7 +406,7 @@ class ProcessBackend(Backend):
                 self._pending.popleft()
                 continue
             if attempt.payload is None:  # a re-run of part of a chunk
-                attempt.payload = _wire.dumps(attempt.args())
+                attempt.payload = self._encode(attempt)
             worker = self._choose_worker(len(attempt.payload))
             if worker is None:
                 return
@@ -363,7 +418,7 @@ class ProcessBackend(Backend):
                 rest = Attempt(attempt.chunk, attempt.lo + budget, attempt.hi)
                 self._pending.appendleft(rest)
                 attempt = Attempt(attempt.chunk, attempt.lo, attempt.lo + budget)
-                attempt.payload = _wire.dumps(attempt.args())
+                attempt.payload = self._encode(attempt)
             self._send(worker, attempt)
 
     def _start_all_workers(self) -> None:
@@ -521,6 +576,7 @@ class ProcessBackend(Backend):
         worker.counters.alive = False
         self._retired.append(worker.counters)
         worker.conn.close()
+        worker.lifeline.close()
         if self._terminated:
             return
         if worker.retiring and not worker.inflight and worker.timed_out is None:
@@ -658,6 +714,9 @@ class ProcessBackend(Backend):
         """Ask every worker to exit, kill those that don't, and reap them all."""
         workers = list(self._workers.values())
         for worker in workers:
+            if worker.inflight:  # only cancelled work is left: don't wait for it
+                _kill(worker.process)
+                continue
             try:
                 worker.conn.send((_wire.STOP,))
             except OSError:
@@ -671,6 +730,7 @@ class ProcessBackend(Backend):
             worker.counters.alive = False
             self._retired.append(worker.counters)
             worker.conn.close()
+            worker.lifeline.close()
             worker.process.close()
         self._workers.clear()
         self._abort_pending(ExecutorShutdownError("the executor was terminated"))
@@ -700,15 +760,6 @@ def _cloudpickle_dumps(obj: Any) -> bytes:
 
     data: bytes = cloudpickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
     return data
-
-
-def _pickle_function(job: Job) -> bytes:
-    try:
-        return _cloudpickle_dumps((job.fn, job.options))
-    except Exception as error:
-        fn = getattr(job.fn, "fn", job.fn)
-        message = f"the function {fn!r} could not be pickled: {error}"
-        raise _serialization_error(message, error) from error
 
 
 def _serialization_error(message: str, cause: BaseException) -> SerializationError:

@@ -48,8 +48,18 @@ class _BrokenSpec:
         self.message = message
 
 
-def worker_main(conn: Connection, slot_array: Any, initializer: bytes | None, parent: int) -> None:
+def worker_main(
+    conn: Connection,
+    slot_array: Any,
+    initializer: bytes | None,
+    parent: int,
+    lifeline: Connection,
+    inherited_lifeline_end: int,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if inherited_lifeline_end >= 0:
+        os.close(inherited_lifeline_end)
+    _arm_lifeline(lifeline)
     _watch_parent(parent)
     slot: Slot = memoryview(slot_array).cast("B").cast("d")
     if initializer is not None:
@@ -145,6 +155,32 @@ def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[lis
             )
             errors[position] = encode_error(problem)
     return values, errors
+
+
+def _arm_lifeline(lifeline: Connection) -> None:
+    """Let the kernel kill this process the moment its parent dies, even mid-C-call.
+
+    The parent holds the only write end of the lifeline pipe and never writes: when it dies,
+    the pipe reports end-of-file and, with O_ASYNC, the kernel sends SIGIO, whose default action
+    terminates the process. No Python code has to run, so a task holding the GIL in a long C
+    call can't delay it. The watcher thread below stays as the portable fallback.
+    """
+    try:
+        import fcntl
+        import select
+
+        fd = lifeline.fileno()
+        signal.signal(signal.SIGIO, signal.SIG_DFL)
+        fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+        if select.select([fd], [], [], 0)[0]:  # the parent died before we were armed
+            os._exit(1)
+    except (ImportError, OSError, AttributeError, ValueError):
+        pass  # not Linux: the watcher thread covers it
+    _keep_alive.append(lifeline)
+
+
+_keep_alive: list[Connection] = []  # the lifeline must not be closed by garbage collection
 
 
 def _watch_parent(parent: int) -> None:

@@ -1,0 +1,167 @@
+"""Zero-copy NumPy arrays for process workers.
+
+A large array among a task's arguments (or captured by its function, as in
+``functools.partial(fn, big)``) is copied once into a shared-memory segment per call; what
+travels to the workers is a small handle, and each worker maps the segment read-only instead of
+unpickling its own copy. A 400 MB array sent to 8 tasks costs one memcpy, not 8 pickles.
+
+    parent: ndarray --copy once--> /dev/shm segment <--mmap, read-only-- worker (per chunk)
+            handle (name, shape, dtype) travels in the payload instead of the data
+
+The segments of a call are unlinked when the call ends; workers' mappings go with the arrays
+that use them. The segment is created with ``SharedMemory``, so the resource tracker unlinks it
+even if the parent is killed. Workers map it by name without ``SharedMemory`` (which would
+register it with the tracker and warn about a 'leak' at exit, cpython#82300).
+
+An array created with :class:`lightwork.SharedArray` already lives in shared memory and is never
+copied; this module is for the plain arrays users already have.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import pickle
+import sys
+from multiprocessing import shared_memory
+from typing import Any
+
+import cloudpickle
+
+# Below this, pickling the bytes is about as cheap as a segment's system calls.
+ARRAY_THRESHOLD_BYTES = 1 << 20
+
+PICKLE_PROTOCOL = 5
+
+
+def numpy_loaded() -> bool:
+    """Arrays can only be among the arguments if NumPy was imported: don't import it here."""
+    return "numpy" in sys.modules
+
+
+def has_large_array(value: Any) -> bool:
+    """Whether ``value`` is, or directly holds (a tuple, list or dict), a large ndarray."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.nbytes >= ARRAY_THRESHOLD_BYTES and not value.dtype.hasobject
+    if isinstance(value, tuple | list):
+        return any(has_large_array(v) for v in value[:16])
+    if isinstance(value, dict):
+        return any(has_large_array(v) for v in list(value.values())[:16])
+    return False
+
+
+class ArraySegments:
+    """The segments of one call, keyed by the arrays they copy, unlinked by ``close()``."""
+
+    def __init__(self) -> None:
+        self._by_array: dict[int, tuple[Any, shared_memory.SharedMemory]] = {}
+
+    def handle(self, array: Any) -> tuple[str, tuple[int, ...], str]:
+        """Copy ``array`` into a segment (once per call) and return what a worker needs."""
+        import numpy as np
+
+        found = self._by_array.get(id(array))
+        if found is None or found[0] is not array:
+            segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
+            view = np.ndarray(array.shape, array.dtype, buffer=segment.buf)
+            view[...] = array  # the one copy
+            del view  # release the export, so the segment can be closed later
+            found = (array, segment)  # holding the array keeps id(array) from being reused
+            self._by_array[id(array)] = found
+        segment = found[1]
+        return segment.name, array.shape, array.dtype.str
+
+    def close(self) -> None:
+        for _, segment in self._by_array.values():
+            segment.close()
+            try:
+                segment.unlink()
+            except FileNotFoundError:
+                pass
+        self._by_array.clear()
+
+    def __len__(self) -> int:
+        return len(self._by_array)
+
+
+def dumps_sharing(obj: Any, segments: ArraySegments) -> bytes:
+    """Pickle ``obj`` with large arrays replaced by handles to shared segments."""
+    buffer = io.BytesIO()
+    _SharingPickler(buffer, segments).dump(obj)
+    return buffer.getvalue()
+
+
+def cloudpickle_dumps_sharing(obj: Any, segments: ArraySegments) -> bytes:
+    """Like :func:`dumps_sharing`, for functions: closures and partials holding arrays."""
+    buffer = io.BytesIO()
+    _SharingCloudPickler(buffer, segments).dump(obj)
+    return buffer.getvalue()
+
+
+def _reduce_array(obj: Any, segments: ArraySegments) -> Any:
+    is_array = type(obj).__module__ == "numpy" and type(obj).__name__ == "ndarray"
+    if is_array and obj.nbytes >= ARRAY_THRESHOLD_BYTES and not obj.dtype.hasobject:
+        return attach, segments.handle(obj)
+    return NotImplemented
+
+
+class _SharingPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, segments: ArraySegments) -> None:
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
+        self._segments = segments
+
+    def reducer_override(self, obj: Any) -> Any:
+        return _reduce_array(obj, self._segments)
+
+
+class _SharingCloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    def __init__(self, file: io.BytesIO, segments: ArraySegments) -> None:
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
+        self._segments = segments
+
+    def reducer_override(self, obj: Any) -> Any:
+        reduced = _reduce_array(obj, self._segments)
+        if reduced is NotImplemented:
+            return super().reducer_override(obj)
+        return reduced
+
+
+def attach(name: str, shape: tuple[int, ...], dtype: str) -> Any:
+    """In a worker: the array, read-only, on the parent's segment (unpickling calls this)."""
+    import numpy as np
+
+    path = f"/dev/shm/{name.lstrip('/')}"
+    if os.path.exists(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        # The array keeps the mapping alive, and the mapping goes when the array does.
+        array = np.frombuffer(mapped, dtype=np.dtype(dtype), count=int(np.prod(shape)))
+        return array.reshape(shape)
+    return _attach_portable(name, shape, dtype)  # no /dev/shm: macOS
+
+
+_portable: dict[str, shared_memory.SharedMemory] = {}
+
+
+def _attach_portable(name: str, shape: tuple[int, ...], dtype: str) -> Any:
+    import numpy as np
+
+    segment = _portable.get(name)
+    if segment is None:
+        segment = _portable[name] = shared_memory.SharedMemory(name=name)
+        try:
+            from multiprocessing import resource_tracker
+
+            resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
+        except Exception:
+            pass
+    array = np.ndarray(shape, np.dtype(dtype), buffer=segment.buf)
+    array.flags.writeable = False
+    return array

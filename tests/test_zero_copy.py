@@ -1,0 +1,88 @@
+"""Large NumPy arrays reach process workers through shared memory, copied once per call."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import lightwork
+from lightwork._backends._processes._arrays import ARRAY_THRESHOLD_BYTES
+
+from conftest import MakeExecutor
+
+
+def _segments() -> set[str]:
+    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+
+
+@pytest.fixture(autouse=True)
+def no_segment_left() -> Iterator[None]:
+    before = _segments()
+    yield
+    assert _segments() <= before, "a shared-memory segment was left behind"
+
+
+def inspect_slice(array: np.ndarray, i: int) -> tuple[float, bool, str]:
+    part = array[i * 1000 : (i + 1) * 1000]
+    owner = array
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base  # what finally holds the memory: a mapping, or the array itself
+    return float(part.sum()), bool(array.flags.writeable), type(owner).__name__
+
+
+def inspect_slice_first(i: int, array: np.ndarray) -> tuple[float, bool, str]:
+    return inspect_slice(array, i)
+
+
+BIG = np.arange(2 * ARRAY_THRESHOLD_BYTES // 8, dtype=np.float64)
+
+
+def test_array_in_a_partial_is_mapped_read_only(make_process_executor: MakeExecutor) -> None:
+    with make_process_executor() as ex:
+        results = list(ex.imap(functools.partial(inspect_slice, BIG), range(8), chunksize=1))
+    assert [r[0] for r in results] == [
+        float(BIG[i * 1000 : (i + 1) * 1000].sum()) for i in range(8)
+    ]
+    assert all(not writeable and base in ("mmap", "memoryview") for _, writeable, base in results)
+
+
+def test_array_among_arguments_is_mapped_read_only(make_process_executor: MakeExecutor) -> None:
+    with make_process_executor() as ex:
+        results = ex.starmap(inspect_slice_first, [(i, BIG) for i in range(6)], chunksize=2)
+    assert [r[0] for r in results] == [
+        float(BIG[i * 1000 : (i + 1) * 1000].sum()) for i in range(6)
+    ]
+    assert {r[1] for r in results} == {False}
+
+
+def test_small_arrays_are_pickled_as_usual(make_process_executor: MakeExecutor) -> None:
+    small = np.arange(100.0)
+    with make_process_executor() as ex:
+        ((total, writeable, _),) = list(ex.imap(functools.partial(inspect_slice, small), [0]))
+    assert total == small.sum() and writeable is True
+
+
+def test_same_results_as_the_serial_backend() -> None:
+    expected = lightwork.map(functools.partial(inspect_slice, BIG), range(4), backend="serial")
+    got = lightwork.map(functools.partial(inspect_slice, BIG), range(4), max_workers=2)
+    assert [r[0] for r in got] == [r[0] for r in expected]
+
+
+def test_segments_are_released_after_a_crash(make_process_executor: MakeExecutor) -> None:
+    def crash_on_two(array: np.ndarray, i: int) -> float:
+        if i == 2:
+            os._exit(1)
+        return float(array[i])
+
+    with make_process_executor() as ex:
+        results = list(
+            ex.imap(
+                functools.partial(crash_on_two, BIG), range(4), retries=0, return_exceptions=True
+            )
+        )
+    assert isinstance(results[2], lightwork.WorkerCrashedError)
+    assert results[3] == 3.0
