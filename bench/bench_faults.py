@@ -75,6 +75,15 @@ FAULTS = {
     "parent_kill": "parent SIGKILLed",
 }
 SIMPLE_FAULTS = ("sigkill", "segfault", "timeout")
+LEGEND = (
+    f"{N_TASKS} tasks on {N_WORKERS} workers; task 3 misbehaves once, so a retry succeeds. "
+    "lightwork: lightwork.map(retries=1, task_timeout=1 for the over-time task). "
+    "Time limits: pebble timeout=1, mpire task_timeout=1, joblib timeout=1; Pool and "
+    "ProcessPoolExecutor have none. Ctrl-C: SIGINT to the process group 1 s after both workers "
+    "started a 30 s task; 'no workers left' is checked 2 s after the process exited. Parent "
+    "SIGKILLed: descendants alive 3 s after the kill. Times are wall time from starting the "
+    "process until it exited or was killed (interpreter start and imports included)."
+)
 LONG_FAULTS = ("sigint", "parent_kill")
 
 
@@ -148,8 +157,12 @@ def _describe(error: BaseException) -> dict[str, str]:
     return {
         "type": kind.__qualname__,
         "module": kind.__module__,
-        "message": (lines[0] if lines else "")[:200],
+        "message": _clip(lines[0]) if lines else "(no message)",
     }
+
+
+def _clip(text: str, limit: int = 110) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -219,13 +232,12 @@ class Cell:
 
     @property
     def short(self) -> str:
-        saw = self.caller_saw
+        """The outcome, the exception type the caller saw if any, the wall time."""
+        text = self.outcome
         if self.outcome.startswith("whole run lost (exception)"):
-            text = self.outcome.replace("(exception)", f"({saw})", 1)
-        elif saw in ("-", "nothing", "no error", "(killed)"):
-            text = self.outcome
-        else:
-            text = f"{self.outcome} ({saw})"
+            text = self.outcome.replace("(exception)", f"({self.caller_saw})", 1)
+        elif self.fault in SIMPLE_FAULTS and "lost (others kept)" in self.outcome:
+            text = f"{self.outcome}: {self.caller_saw.split(' for ')[0]}"
         return f"{text}; {self.wall:.1f} s"
 
 
@@ -412,7 +424,7 @@ def _simple(
         cell.notes.append(
             "runs: "
             + (", ".join(f"task {i} x{n}" for i, n in repeated.items()) or "each once")
-            + ("" if len(runs) == N_TASKS else f"; {N_TASKS - len(runs)} tasks never started")
+            + _never_started(N_TASKS - len(runs))
         )
     if result is None:
         if exited:
@@ -456,6 +468,12 @@ def _simple(
     if left:
         cell.outcome += f"; {len(left)} processes left running"
         cell.notes.append("left running after the driver exited: " + _count_roles(left, proc.pid))
+
+
+def _never_started(count: int) -> str:
+    if not count:
+        return ""
+    return f"; {count} task{'s' if count > 1 else ''} never started"
 
 
 def _survivors(
@@ -631,11 +649,15 @@ def report(cells: list[Cell], markdown: bool) -> None:
     print(_plain(matrix))
     print()
     print(_plain(details))
+    print()
+    print(LEGEND)
     if markdown:
         print()
         print(_markdown(matrix))
         print()
         print(_markdown(details))
+        print()
+        print(LEGEND)
     issues = _lightwork_issues(cells)
     print()
     print("lightwork: " + ("did the best thing everywhere" if not issues else "ISSUES"))
