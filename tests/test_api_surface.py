@@ -16,6 +16,7 @@ PUBLIC = {
     "ExecutorStatistics",
     "InvalidOptionError",
     "LightworkError",
+    "MissingDependencyError",
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",

@@ -23,6 +23,7 @@ from ._errors import BrokenWorkerError as BrokenWorkerError
 from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import InvalidOptionError as InvalidOptionError
 from ._errors import LightworkError as LightworkError
+from ._errors import MissingDependencyError as MissingDependencyError
 from ._errors import RemoteTraceback as RemoteTraceback
 from ._errors import SerializationError as SerializationError
 from ._errors import TaskTimeoutError as TaskTimeoutError
@@ -41,6 +42,7 @@ __all__ = [
     "ExecutorStatistics",
     "InvalidOptionError",
     "LightworkError",
+    "MissingDependencyError",
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",

@@ -19,6 +19,15 @@ TARGET_CHUNK_SECONDS = 0.02
 TAIL_CHUNKS_PER_WORKER = 4
 # The tail shrinks chunks no further than this: below it, dispatch costs more than imbalance.
 MIN_CHUNK_SECONDS = 0.002
+# Chunks last at least this many times the backend's cost of sending one (5%), and the tail's
+# at least MIN_DISPATCH_SHARE times (25%).
+DISPATCH_SHARE = 20
+MIN_DISPATCH_SHARE = 4
+# Where a chunk costs this much to send, the first chunks wait for a measurement instead of
+# doubling blindly: each guess would cost a round trip through a scheduler.
+CAUTIOUS_DISPATCH_SECONDS = 1e-3
+# A chunk this long measures its tasks, not the fixed cost of running a chunk.
+TRUSTED_MEASURE_SECONDS = 1e-3
 # Weight of the newest measurement: adapts within a few chunks, ignores a single outlier.
 # Measurements are weighted by their task counts too, so a one-task chunk, whose time is mostly
 # fixed cost, doesn't make tiny tasks look slow.
@@ -44,40 +53,59 @@ class ChunkSizer:
     20
     """
 
-    def __init__(self, workers: int, total: int | None = None, fixed: int | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        total: int | None = None,
+        fixed: int | None = None,
+        dispatch_seconds: float = 0.0,
+        max_chunk: int = MAX_CHUNK,
+    ) -> None:
+        self.max_chunk = max_chunk
         self.workers = workers
         self.total = total
         self.fixed = fixed
+        # A backend whose chunks cost more to send (a Dask task: milliseconds) needs longer ones.
+        self.target_seconds = max(TARGET_CHUNK_SECONDS, DISPATCH_SHARE * dispatch_seconds)
+        self.min_seconds = max(MIN_CHUNK_SECONDS, MIN_DISPATCH_SHARE * dispatch_seconds)
+        self.cautious = dispatch_seconds >= CAUTIOUS_DISPATCH_SECONDS
         self.seconds_per_task: float | None = None
+        self._longest = 0.0  # the longest chunk measured, seconds
         self._tasks = 0.0  # decayed sums of recent measurements
         self._seconds = 0.0
         self._unmeasured_size = 1
         self._unmeasured_chunks = 0
 
-    def next_size(self, remaining: int | None = None) -> int:
-        """The size of the next chunk, given how many tasks remain (None if unknown)."""
+    def next_size(self, remaining: int | None = None, in_flight: int = 0) -> int:
+        """The size of the next chunk, given how many tasks remain (None if unknown).
+
+        0 means: send nothing more until a chunk has finished and been measured.
+        """
+        if self.cautious and self._longest < TRUSTED_MEASURE_SECONDS and in_flight >= self.workers:
+            return 0  # a costly dispatch: first learn from one chunk per worker
         if self.fixed is not None:
             return self.fixed
         if self.seconds_per_task is None:
             # One single-task chunk per worker first, so slow tasks are spread at once.
             self._unmeasured_chunks += 1
             if self._unmeasured_chunks > self.workers:
-                self._unmeasured_size = min(self._unmeasured_size * GROWTH, MAX_CHUNK)
+                self._unmeasured_size = min(self._unmeasured_size * GROWTH, self.max_chunk)
             size = self._unmeasured_size
             floor = 1
         else:
             per_task = max(self.seconds_per_task, 1e-9)
-            size = int(TARGET_CHUNK_SECONDS / per_task)
-            floor = int(MIN_CHUNK_SECONDS / per_task)
+            size = int(self.target_seconds / per_task)
+            floor = int(self.min_seconds / per_task)
         if remaining is not None:
             tail = math.ceil(remaining / (self.workers * TAIL_CHUNKS_PER_WORKER))
             size = min(size, max(tail, floor))
-        return max(1, min(size, MAX_CHUNK))
+        return max(1, min(size, self.max_chunk))
 
     def record(self, tasks: int, seconds: float) -> None:
         """Learn from a finished chunk: ``tasks`` tasks took ``seconds`` of compute."""
         if tasks <= 0:
             return
+        self._longest = max(self._longest, seconds)
         keep = 1.0 - SMOOTHING
         self._tasks = keep * self._tasks + tasks
         self._seconds = keep * self._seconds + max(seconds, 0.0)

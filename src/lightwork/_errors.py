@@ -8,6 +8,7 @@ moves from the standard library to lightwork::
     ├── InvalidOptionError (ValueError)          a bad option: max_workers=0, backend="gpu", ...
     ├── SerializationError (pickle.PicklingError) a function, argument or result that won't pickle
     ├── ExecutorShutdownError (RuntimeError)     submit() after shutdown()
+    ├── MissingDependencyError (ImportError)     an optional backend or feature isn't installed
     ├── TaskTimeoutError (TimeoutError)          a task ran past task_timeout
     └── BrokenWorkerError (BrokenExecutor)
         ├── WorkerCrashedError                   a worker died while it held a task
@@ -28,6 +29,7 @@ __all__ = [
     "ExecutorShutdownError",
     "InvalidOptionError",
     "LightworkError",
+    "MissingDependencyError",
     "RemoteTraceback",
     "SerializationError",
     "TaskTimeoutError",
@@ -54,6 +56,10 @@ class SerializationError(LightworkError, pickle.PicklingError):
 
 class ExecutorShutdownError(LightworkError, RuntimeError):
     """Work was submitted to an executor after ``shutdown()``."""
+
+
+class MissingDependencyError(LightworkError, ImportError):
+    """An optional part needs a package that isn't installed; the message says what to install."""
 
 
 class TaskTimeoutError(LightworkError, TimeoutError):

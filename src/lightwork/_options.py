@@ -10,7 +10,7 @@ from typing import Any
 
 from ._errors import InvalidOptionError
 
-BACKENDS = ("serial", "threads", "processes", "auto")
+BACKENDS = ("serial", "threads", "processes", "auto", "dask")
 START_METHODS = ("fork", "forkserver", "spawn")
 
 

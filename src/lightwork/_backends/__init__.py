@@ -18,6 +18,10 @@ def create_backend(name: str, max_workers: int, **options: Any) -> Backend:
         from ._threads import ThreadBackend
 
         return ThreadBackend(max_workers, **options)
+    if name == "dask":
+        from ._dask import DaskBackend
+
+        return DaskBackend(max_workers, **options)
     if name == "async":
         from ._async import AsyncBackend
 

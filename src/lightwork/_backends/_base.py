@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from .._chunking import MAX_CHUNK
 from .._engine._stats import WorkerStatistics
 from .._engine._tasks import Attempt, Job
 
@@ -19,6 +20,10 @@ class Backend(ABC):
     name: ClassVar[str]
     #: chunks to keep in flight per worker: enough that a worker never waits for its next chunk
     lookahead: ClassVar[int] = 2
+    #: what sending one chunk costs, roughly: chunks are sized to make it negligible
+    dispatch_seconds: ClassVar[float] = 50e-6
+    #: items in one chunk at most (see lightwork._chunking.MAX_CHUNK)
+    max_chunk: ClassVar[int] = MAX_CHUNK
     #: a chunk size to use instead of measuring, for backends where measuring means nothing
     default_chunksize: ClassVar[int | None] = None
     workers: int

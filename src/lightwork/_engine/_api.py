@@ -12,7 +12,7 @@ import atexit
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from .._options import check_backend, check_max_workers
 from ._executor import _UNSET, Executor, Results
@@ -21,8 +21,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class RunKwargs(TypedDict, total=False):
-    """The per-call options every entry point shares, beyond the fixed five."""
+class CallKwargs(TypedDict, total=False):
+    """The per-call options of Executor.imap and starmap, beyond the fixed five."""
 
     retries: int  #: re-runs of a task whose worker crashed or timed out (default 1)
     retry_on: type[BaseException] | tuple[type[BaseException], ...]  #: also retry these
@@ -31,21 +31,40 @@ class RunKwargs(TypedDict, total=False):
     return_exceptions: bool  #: yield a failed task's exception instead of raising it
 
 
+class RunKwargs(CallKwargs, total=False):
+    """The options of lightwork.map, imap and starmap, beyond the fixed five."""
+
+    address: str | None  #: backend="dask": a running scheduler, "tcp://host:8786"
+    client: Any  #: backend="dask": an existing distributed.Client
+
+
+def _split(options: RunKwargs) -> tuple[str | None, Any, CallKwargs]:
+    """(address, client, the rest): the cluster picks the warm pool, the rest go per call."""
+    rest: dict[str, Any] = dict(options)
+    address: str | None = rest.pop("address", None)
+    client: Any = rest.pop("client", None)
+    return address, client, cast(CallKwargs, rest)
+
+
 _lock = threading.Lock()
-_warm: dict[tuple[str, int | None], Executor] = {}
-_users: dict[tuple[str, int | None], int] = {}
+_WarmKey = tuple[str, int | None, str | None, int | None]
+_warm: dict[_WarmKey, Executor] = {}
+_users: dict[_WarmKey, int] = {}
 
 
 @contextmanager
-def _warm_executor(backend: str, max_workers: int | None) -> Iterator[Executor]:
+def _warm_executor(
+    backend: str, max_workers: int | None, address: str | None = None, client: Any = None
+) -> Iterator[Executor]:
     check_backend(backend)
     if max_workers is not None:
         check_max_workers(max_workers)
-    key = (backend, max_workers)
+    key = (backend, max_workers, address, None if client is None else id(client))
     with _lock:
         executor = _warm.get(key)
         if executor is None:
-            executor = _warm[key] = Executor(max_workers, backend=backend)
+            cluster = {"address": address, "client": client} if backend == "dask" else {}
+            executor = _warm[key] = Executor(max_workers, backend=backend, **cluster)
         _users[key] = _users.get(key, 0) + 1
         idle = [k for k in _warm if k != key and not _users.get(k)]
         retired = [_warm.pop(k) for k in idle]
@@ -82,10 +101,16 @@ def map(
     >>> lightwork.map(abs, [-3, -2, -1], backend="threads")
     [3, 2, 1]
     """
-    with _warm_executor(backend, max_workers) as executor:
+    address, client, call_options = _split(options)
+    with _warm_executor(backend, max_workers, address, client) as executor:
         return list(
             executor.imap(
-                fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **options
+                fn,
+                iterable,
+                chunksize=chunksize,
+                ordered=ordered,
+                progress=progress,
+                **call_options,
             )
         )
 
@@ -107,9 +132,10 @@ def starmap(
     >>> lightwork.starmap(pow, [(2, 2), (4, 3), (5, 5)], backend="threads")
     [4, 64, 3125]
     """
-    with _warm_executor(backend, max_workers) as executor:
+    address, client, call_options = _split(options)
+    with _warm_executor(backend, max_workers, address, client) as executor:
         return executor.starmap(
-            fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **options
+            fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
 
 
@@ -134,7 +160,8 @@ def imap(
     >>> [next(squares) for _ in range(4)]
     [2, 1, 0, 1]
     """
-    context = _warm_executor(backend, max_workers)
+    address, client, call_options = _split(options)
+    context = _warm_executor(backend, max_workers, address, client)
     executor = context.__enter__()
 
     def release() -> None:
@@ -148,7 +175,7 @@ def imap(
             ordered=ordered,
             progress=progress,
             on_done=release,
-            **{**_DEFAULTS, **options},
+            **{**_DEFAULTS, **call_options},
         )
     except BaseException:
         release()

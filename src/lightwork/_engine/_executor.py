@@ -65,9 +65,11 @@ def is_async(fn: Callable[..., Any]) -> bool:
 class Executor(concurrent.futures.Executor):
     """Runs calls on a pool of workers: a drop-in for ``ProcessPoolExecutor``.
 
-    ``backend`` is ``"processes"`` (default), ``"threads"`` or ``"serial"`` (in the caller's
-    thread: the reference semantics). ``max_workers=None`` uses the CPUs this process may
-    actually use. A crashed worker is replaced and its task retried up to ``retries`` times;
+    ``backend`` is ``"processes"`` (default), ``"threads"``, ``"serial"`` (in the caller's
+    thread: the reference semantics), ``"auto"`` (chosen per call by timing its first tasks)
+    or ``"dask"`` (a Dask cluster: ``address=`` of a scheduler, ``client=``, or a local one).
+    ``max_workers=None`` uses the CPUs this process may actually use. A crashed worker is
+    replaced and its task retried up to ``retries`` times;
     ``task_timeout`` limits each task; ``seed`` makes ``lightwork.rng()`` reproducible; these
     three and ``retry_on`` are defaults that ``imap`` and ``starmap`` can override per call.
 
@@ -91,8 +93,12 @@ class Executor(concurrent.futures.Executor):
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         task_timeout: float | None = None,
         seed: int | None = None,
+        address: str | None = None,
+        client: Any = None,
     ) -> None:
         self._backend_name = check_backend(backend)
+        if backend != "dask" and (address is not None or client is not None):
+            raise InvalidOptionError("address and client apply to the dask backend only")
         self._max_workers = 1 if backend == "serial" else check_max_workers(max_workers)
         # Coroutines only wait, so their default limit is not the CPU count.
         self._async_concurrency = (
@@ -124,6 +130,7 @@ class Executor(concurrent.futures.Executor):
             "max_tasks_per_worker": max_tasks_per_worker,
             "start_method": check_start_method(start_method),
         }
+        self._dask_options: dict[str, Any] = {"address": address, "client": client}
         self._defaults = self._run_options(retries, retry_on, task_timeout)
         self._seed = check_seed(seed)
         self._submit_entropy = self._entropy(self._seed)
@@ -369,6 +376,8 @@ class Executor(concurrent.futures.Executor):
                 options = dict(self._initializer_options)
                 if kind == "processes":
                     options.update(self._process_options)
+                elif kind == "dask":
+                    options.update(self._dask_options)
                 workers = self._async_concurrency if kind == "async" else self._max_workers
                 backend = self._backends[kind] = create_backend(kind, workers, **options)
             return backend
@@ -490,7 +499,13 @@ class Executor(concurrent.futures.Executor):
         total = flow.total
         if job.sizer is None:
             fixed = flow.chunksize or backend.default_chunksize
-            job.sizer = ChunkSizer(backend.workers, total, fixed=fixed)
+            job.sizer = ChunkSizer(
+                backend.workers,
+                total,
+                fixed=fixed,
+                dispatch_seconds=backend.dispatch_seconds,
+                max_chunk=backend.max_chunk,
+            )
         sizer = job.sizer
         max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
         held: dict[int, Chunk] = {}  # finished chunks waiting for an earlier one (ordered)
@@ -508,8 +523,10 @@ class Executor(concurrent.futures.Executor):
             while True:
                 # Feed: keep the workers busy, but never hold more than max_in_flight chunks.
                 while not exhausted and not failed and in_flight < max_in_flight:
-                    size = sizer.next_size(None if total is None else total - fed)
-                    batch = list(itertools.islice(items, size))
+                    size = sizer.next_size(None if total is None else total - fed, in_flight)
+                    if size == 0 and in_flight:
+                        break  # the sizer waits for a measurement
+                    batch = list(itertools.islice(items, max(size, 1)))
                     exhausted = len(batch) < size
                     if not batch:
                         break

@@ -1,0 +1,326 @@
+"""The Dask backend: the same calls, on a Dask cluster.
+
+    imap / submit --(chunks, bounded look-ahead)--> DaskBackend.submit
+        -> client.submit(run_remote, spec, entropy, indices, args)     one Dask task per chunk
+        -> a Dask worker: run_chunk(), the loop every backend shares (seeds, retry_on, errors)
+        <- (values, encoded errors, seconds, worker) -> future callback -> Chunk.resolve
+
+Dask's own ``Client.map`` is eager (it refuses iterators) and its futures don't work with
+``concurrent.futures.wait`` (dask/distributed#3695); here the engine feeds chunks lazily and
+hands out real ``concurrent.futures`` futures, as on every other backend.
+
+Where the cluster comes from: ``client=`` (yours; never closed here), ``address=`` (a running
+scheduler; the connection is closed at shutdown), or neither: a ``LocalCluster`` of
+``max_workers`` worker processes with one thread each, closed at shutdown.
+
+A worker that dies is Dask's to handle: the scheduler re-runs its tasks elsewhere, and after
+``distributed.scheduler.allowed-failures`` deaths reports ``KilledWorker``, which becomes
+:class:`lightwork.WorkerCrashedError` here. ``task_timeout`` is enforced from the client: the
+task fails (or is retried) at its deadline, and the worker running it is restarted, since Dask
+cannot interrupt a running task.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._engine._stats import WorkerCounters, WorkerStatistics
+from .._engine._tasks import Attempt, Job, add_task_note, fail_attempt
+from .._errors import (
+    ExecutorShutdownError,
+    MissingDependencyError,
+    SerializationError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from ._base import Backend
+from ._processes._wire import dumps
+
+INSTALL_HINT = "the dask backend needs dask.distributed: pip install 'lightwork[dask]'"
+# How often the client checks task deadlines when a task_timeout is set.
+DEADLINE_CHECK_SECONDS = 0.05
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as error:
+        raise MissingDependencyError(INSTALL_HINT) from error
+    return distributed
+
+
+def run_remote(
+    spec: bytes, entropy: int, indices: range, payload: bytes
+) -> tuple[bytes, float, str, int]:
+    """In a Dask worker: run one chunk with the loop every backend shares.
+
+    Arguments and results travel pickled: Dask would otherwise walk every item of a list
+    argument looking for its own futures, which costs more than a tiny task.
+    """
+    import pickle
+
+    from .._engine._tasks import run_chunk
+    from ._processes._wire import dumps, encode_error
+
+    fn, options = pickle.loads(spec)
+    args = pickle.loads(payload)
+    values, errors, seconds = run_chunk(Job(fn, options, entropy), indices, args)
+    try:
+        from distributed import get_worker
+
+        where = get_worker().address
+    except (ImportError, ValueError):
+        where = "?"
+    encoded = {position: encode_error(error) for position, error in errors.items()}
+    return dumps((values, encoded)), seconds, where, os.getpid()
+
+
+class DaskBackend(Backend):
+    name = "dask"
+    dispatch_seconds = 3e-3  # a task through the scheduler, measured here at 2-5 ms
+    max_chunk = 1 << 16  # fewer, larger tasks: the scheduler's cost is per task
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        address: str | None = None,
+        client: Any = None,
+    ) -> None:
+        distributed = _import_distributed()
+        self._own_client = client is None
+        self._cluster: Any = None
+        if client is None:
+            if address is None:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=max_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+                client = distributed.Client(self._cluster)
+            else:
+                client = distributed.Client(address)
+        self.client = client
+        threads = sum(client.nthreads().values()) if client.nthreads() else max_workers
+        self.workers = max(1, threads)
+        if initializer is not None:
+            client.run(initializer, *initargs)  # once in every worker present now
+        self._lock = threading.Lock()
+        self._running: dict[Any, tuple[Attempt, float | None]] = {}  # future -> (attempt, deadline)
+        self._counters: dict[str, WorkerCounters] = {}
+        self._closed = False
+        self._tasks_retried = 0
+        self._crashed = 0
+        self._watchdog: threading.Thread | None = None
+
+    def prepare(self, job: Job) -> None:
+        import cloudpickle
+
+        job.fn_payload = cloudpickle.dumps((job.fn, job.options), protocol=5)
+
+    def submit(self, attempt: Attempt) -> None:
+        if self._closed:
+            raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
+        job = attempt.chunk.job
+        if not job.start():
+            return
+        limit = job.options.task_timeout
+        try:
+            payload = dumps(attempt.args())
+        except Exception as error:
+            self._submit_isolated(attempt, error)
+            return
+        future = self.client.submit(
+            run_remote, job.fn_payload, job.entropy, attempt.indices(), payload, pure=False
+        )
+        deadline = None if limit is None else time.monotonic() + limit * len(attempt)
+        with self._lock:
+            self._running[future] = (attempt, deadline)
+        future.add_done_callback(self._done)
+        if deadline is not None:
+            self._ensure_watchdog()
+
+    def _submit_isolated(self, attempt: Attempt, error: Exception) -> None:
+        """Some argument won't pickle: fail exactly those tasks, send the others one by one."""
+        chunk = attempt.chunk
+        if len(attempt) == 1:
+            problem = SerializationError(
+                f"the arguments of task {chunk.indices[attempt.lo]} could not be pickled: {error}"
+            )
+            problem.__cause__ = error
+            chunk.fail(attempt.lo, problem)
+            return
+        for position in range(attempt.lo, attempt.hi):
+            self.submit(Attempt(chunk, position, position + 1))
+
+    def _done(self, future: Any) -> None:
+        with self._lock:
+            found = self._running.pop(future, None)
+        if found is None:  # timed out or cancelled already
+            return
+        attempt, _ = found
+        chunk = attempt.chunk
+        try:
+            data, seconds, where, pid = future.result()
+            values, encoded = pickle.loads(data)
+        except Exception as error:
+            kind = type(error).__name__
+            if kind in ("CancelledError", "FutureCancelledError"):
+                return
+            if kind in ("KilledWorker", "CommClosedError"):
+                self._on_failure(attempt, error)
+            else:  # run_remote itself failed: the function or arguments didn't unpickle
+                for position in range(attempt.lo, attempt.hi):
+                    problem = SerializationError(
+                        f"task {chunk.indices[position]}: the function or its arguments could "
+                        f"not be unpickled on the Dask worker: {error!r}"
+                    )
+                    problem.__cause__ = error
+                    chunk.fail(position, problem)
+            return
+        from ._processes._wire import decode_error
+
+        counters = self._counters.get(where)
+        if counters is None:
+            counters = self._counters[where] = WorkerCounters(len(self._counters), pid)
+        counters.tasks += len(values)
+        counters.chunks += 1
+        counters.busy += seconds
+        chunk.job.measured(len(values), seconds)
+        errors = {attempt.lo + p: decode_error(e) for p, e in encoded.items()}
+        for position, task_error in errors.items():
+            add_task_note(task_error, chunk.indices[position])
+        chunk.resolve(attempt.lo, values, errors)
+
+    def _on_failure(self, attempt: Attempt, error: BaseException) -> None:
+        """The Dask task itself failed: a killed worker (after Dask's own re-runs), or comms."""
+        self._crashed += 1
+        chunk = attempt.chunk
+        if len(attempt) > 1:  # find the culprit: one task at a time, nobody charged yet
+            for position in range(attempt.lo, attempt.hi):
+                self.submit(Attempt(chunk, position, position + 1))
+            return
+        position = attempt.lo
+        used = chunk.retries_used.get(position, 0)
+        if used < chunk.job.options.retries and not self._closed:
+            chunk.retries_used[position] = used + 1
+            self._tasks_retried += 1
+            self.submit(attempt)
+            return
+        crashed = WorkerCrashedError(
+            f"task {chunk.indices[position]} failed on the Dask cluster: {error!r}"
+            " (a worker running it died; see the cause)"
+        )
+        crashed.__cause__ = error
+        chunk.fail(position, crashed)
+
+    def _ensure_watchdog(self) -> None:
+        with self._lock:
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="lightwork-dask-watchdog", daemon=True
+                )
+                self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._closed:
+            time.sleep(DEADLINE_CHECK_SECONDS)
+            now = time.monotonic()
+            with self._lock:
+                late = [
+                    (future, attempt)
+                    for future, (attempt, deadline) in self._running.items()
+                    if deadline is not None and now > deadline
+                ]
+                for future, _ in late:
+                    del self._running[future]
+            for future, attempt in late:
+                self._time_out(future, attempt)
+
+    def _time_out(self, future: Any, attempt: Attempt) -> None:
+        """Stop waiting for an over-time task; restart its worker, which can't interrupt it."""
+        processing = {}
+        try:
+            processing = self.client.processing()
+        except Exception:
+            pass
+        holders = [w for w, keys in processing.items() if future.key in keys]
+        future.cancel()
+        if holders:
+            threading.Thread(
+                target=self._restart, args=(holders,), name="lightwork-dask-restart", daemon=True
+            ).start()
+        chunk = attempt.chunk
+        limit = chunk.job.options.task_timeout
+        for position in range(attempt.lo, attempt.hi):
+            used = chunk.retries_used.get(position, 0)
+            if used < chunk.job.options.retries and not self._closed:
+                chunk.retries_used[position] = used + 1
+                self._tasks_retried += 1
+                self.submit(Attempt(chunk, position, position + 1))
+            else:
+                chunk.fail(
+                    position,
+                    TaskTimeoutError(
+                        f"task {chunk.indices[position]} ran longer than "
+                        f"task_timeout={limit:g}s on the Dask cluster"
+                    ),
+                )
+
+    def _restart(self, workers: list[str]) -> None:
+        try:
+            self.client.restart_workers(workers)
+        except Exception:
+            pass  # best effort: the result is discarded whatever happens
+
+    def cancel_pending(self) -> None:
+        with self._lock:
+            running = list(self._running.items())
+            self._running.clear()
+        if running:
+            self.client.cancel([future for future, _ in running])
+        for _, (attempt, _) in running:
+            fail_attempt(attempt, ExecutorShutdownError("cancelled by shutdown()"))
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._closed:
+            return
+        if wait:
+            while True:
+                with self._lock:
+                    pending = [f for f in self._running]
+                if not pending:
+                    break
+                for future in pending:
+                    try:
+                        future.result()
+                    except Exception:
+                        pass  # its outcome went to its chunk through the callback
+        self._closed = True
+        self._close_cluster()
+
+    def terminate(self) -> None:
+        self.cancel_pending()
+        self._closed = True
+        self._close_cluster()
+
+    def _close_cluster(self) -> None:
+        if self._own_client:
+            try:
+                self.client.close()
+            finally:
+                if self._cluster is not None:
+                    self._cluster.close()
+
+    def worker_statistics(self) -> list[WorkerStatistics]:
+        return [c.snapshot() for c in self._counters.values()]
+
+    def extra_statistics(self) -> tuple[int, int, int]:
+        return (self.workers, self._crashed, self._tasks_retried)
