@@ -30,8 +30,17 @@ from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import WorkerCrashedError as WorkerCrashedError
 from ._errors import WorkerInitializationError as WorkerInitializationError
 from ._options import available_cpus as available_cpus
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import PipelineStatistics as PipelineStatistics
+from ._pipeline import StageStatistics as StageStatistics
 from ._random import random as random
 from ._random import rng as rng
+from ._shared import Shared as Shared
+from ._shared import SharedArray as SharedArray
+from ._shared import SharedClosedError as SharedClosedError
+from ._shared import SharedLock as SharedLock
+from ._shared import SharedValue as SharedValue
+from ._shared import share as share
 
 __version__ = "0.1.0"
 
@@ -43,8 +52,16 @@ __all__ = [
     "InvalidOptionError",
     "LightworkError",
     "MissingDependencyError",
+    "Pipeline",
+    "PipelineStatistics",
     "RemoteTraceback",
     "SerializationError",
+    "Shared",
+    "SharedArray",
+    "SharedClosedError",
+    "SharedLock",
+    "SharedValue",
+    "StageStatistics",
     "TaskTimeoutError",
     "WorkerCrashedError",
     "WorkerInitializationError",
@@ -54,5 +71,6 @@ __all__ = [
     "map",
     "random",
     "rng",
+    "share",
     "starmap",
 ]

@@ -125,6 +125,8 @@ class ThreadBackend(Backend):
         self.broken: WorkerInitializationError | None = None
 
     def submit(self, attempt: Attempt) -> None:
+        if self._closed.is_set():
+            raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
         if self.broken is not None:
             fail_attempt(attempt, self.broken)
             return

@@ -521,23 +521,33 @@ class Executor(concurrent.futures.Executor):
             bar.update(first_index)
         try:
             while True:
-                # Feed: keep the workers busy, but never hold more than max_in_flight chunks.
-                while not exhausted and not failed and in_flight < max_in_flight:
+                # Feed one chunk at a time, never holding more than max_in_flight, and hand
+                # back whatever has finished before reading more input: a slow source must
+                # not hold finished results back.
+                done: Chunk | BaseException | None = None
+                can_feed = not exhausted and not failed and in_flight < max_in_flight
+                size = 0
+                if can_feed:  # (the sizer counts its calls: ask only when feeding)
                     size = sizer.next_size(None if total is None else total - fed, in_flight)
-                    if size == 0 and in_flight:
-                        break  # the sizer waits for a measurement
+                if can_feed and (size or not in_flight):  # size 0: await a measurement
                     batch = list(itertools.islice(items, max(size, 1)))
-                    exhausted = len(batch) < size
-                    if not batch:
-                        break
-                    chunk = Chunk(job, seq, range(fed, fed + len(batch)), batch)
-                    seq += 1
-                    fed += len(batch)
-                    in_flight += 1
-                    backend.submit(Attempt(chunk, 0, len(batch)))
+                    exhausted = len(batch) < max(size, 1)
+                    if batch:
+                        chunk = Chunk(job, seq, range(fed, fed + len(batch)), batch)
+                        seq += 1
+                        fed += len(batch)
+                        in_flight += 1
+                        backend.submit(Attempt(chunk, 0, len(batch)))
+                    if not job.done.empty():
+                        done = job.done.get_nowait()
+                    elif not exhausted and in_flight < max_in_flight:
+                        continue
                 if in_flight == 0:
                     return
-                done = self._next_done(job, flow.deadline)
+                if done is None:
+                    done = self._next_done(job, flow.deadline)
+                elif isinstance(done, BaseException):
+                    raise done
                 if bar is not None:
                     bar.update(len(done))
                 failed = failed or (bool(done.errors) and not flow.return_exceptions)

@@ -713,6 +713,11 @@ class ProcessBackend(Backend):
     def _stop_workers(self) -> None:
         """Ask every worker to exit, kill those that don't, and reap them all."""
         workers = list(self._workers.values())
+        if self._terminated:  # whoever waits on work the workers held must hear of it
+            stopped = ExecutorShutdownError("the executor was terminated")
+            for worker in workers:
+                for _, attempt in worker.inflight:
+                    attempt.chunk.job.abort(stopped)
         for worker in workers:
             if worker.inflight:  # only cancelled work is left: don't wait for it
                 _kill(worker.process)
