@@ -94,8 +94,19 @@ def dumps_sharing(obj: Any, segments: ArraySegments) -> bytes:
     return buffer.getvalue()
 
 
-def cloudpickle_dumps_sharing(obj: Any, segments: ArraySegments) -> bytes:
-    """Like :func:`dumps_sharing`, for functions: closures and partials holding arrays."""
+def dumps_function_sharing(obj: Any, segments: ArraySegments) -> bytes:
+    """Like :func:`dumps_sharing`, for functions: closures and partials holding arrays.
+
+    By reference where workers can import the function, else by value (see
+    ``lightwork._backends._processes._supervisor.dumps_function``).
+    """
+    from ._supervisor import _interactive_main
+
+    if not _interactive_main():
+        try:
+            return dumps_sharing(obj, segments)
+        except Exception:
+            pass
     buffer = io.BytesIO()
     _SharingCloudPickler(buffer, segments).dump(obj)
     return buffer.getvalue()

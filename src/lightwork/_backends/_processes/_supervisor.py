@@ -121,9 +121,7 @@ class ProcessBackend(Backend):
         self.workers = max_workers
         self.start_method = start_method or default_start_method()
         self._context: Any = multiprocessing.get_context(self.start_method)
-        self._initializer = (
-            None if initializer is None else _cloudpickle_dumps((initializer, initargs))
-        )
+        self._initializer = None if initializer is None else dumps_function((initializer, initargs))
         self._max_tasks_per_worker = max_tasks_per_worker
         self._pending: deque[Attempt] = deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -179,11 +177,11 @@ class ProcessBackend(Backend):
     def _pickle_function(self, job: Job) -> bytes:
         try:
             if "numpy" not in sys.modules:
-                return _cloudpickle_dumps((job.fn, job.options))
-            from ._arrays import ArraySegments, cloudpickle_dumps_sharing
+                return dumps_function((job.fn, job.options))
+            from ._arrays import ArraySegments, dumps_function_sharing
 
             segments = ArraySegments()
-            payload = cloudpickle_dumps_sharing((job.fn, job.options), segments)
+            payload = dumps_function_sharing((job.fn, job.options), segments)
             if len(segments):
                 job.segments = segments
                 job.on_close.append(segments.close)
@@ -758,6 +756,29 @@ def _kill(process: Any) -> None:
         process.kill()
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def dumps_function(obj: Any) -> bytes:
+    """Pickle a function (with what travels with it) for the workers, once.
+
+    Functions that workers can import travel by reference, as the standard library sends
+    them: a function from your script's ``__main__`` then runs in the worker's own import of
+    that script (multiprocessing imports it there as ``__mp_main__``), so it shares globals
+    with your initializer. Lambdas, closures and functions of an interactive session (a
+    notebook, ``python -c``) travel by value with cloudpickle.
+    """
+    if not _interactive_main():
+        try:
+            return pickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
+        except Exception:
+            pass
+    return _cloudpickle_dumps(obj)
+
+
+def _interactive_main() -> bool:
+    """Whether ``__main__`` is a session rather than a file workers can import."""
+    main = sys.modules.get("__main__")
+    return main is None or getattr(main, "__file__", None) is None
 
 
 def _cloudpickle_dumps(obj: Any) -> bytes:
