@@ -4,13 +4,16 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: pi test lint bench
+.PHONY: scale pi test lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+scale: $(STAMP)
+	$(VENV)/bin/lightwork scale pi --plot docs/scaling-pi.png --json docs/scaling-pi.json
 
 pi: $(STAMP)
 	$(VENV)/bin/lightwork pi

@@ -20,6 +20,7 @@ PUBLIC = {
     "Pipeline",
     "PipelineStatistics",
     "RemoteTraceback",
+    "ScalingReport",
     "SerializationError",
     "Shared",
     "SharedArray",
@@ -36,6 +37,7 @@ PUBLIC = {
     "map",
     "random",
     "rng",
+    "scale",
     "share",
     "starmap",
 }

@@ -41,6 +41,8 @@ from ._shared import SharedClosedError as SharedClosedError
 from ._shared import SharedLock as SharedLock
 from ._shared import SharedValue as SharedValue
 from ._shared import share as share
+from .lab import ScalingReport as ScalingReport
+from .lab import scale as scale
 
 __version__ = "0.1.0"
 
@@ -55,6 +57,7 @@ __all__ = [
     "Pipeline",
     "PipelineStatistics",
     "RemoteTraceback",
+    "ScalingReport",
     "SerializationError",
     "Shared",
     "SharedArray",
@@ -71,6 +74,7 @@ __all__ = [
     "map",
     "random",
     "rng",
+    "scale",
     "share",
     "starmap",
 ]

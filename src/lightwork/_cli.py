@@ -1,4 +1,4 @@
-"""The ``lightwork`` command: ``lightwork pi``, ``lightwork bbp``."""
+"""The ``lightwork`` command: ``pi``, ``bbp``, ``scale`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     bbp.add_argument("--digits", type=parse_count, default=16, help="hex digits to extract")
     _add_pool_options(bbp)
     bbp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from .lab import _cli as lab_cli
+
+    lab_cli.add_parser(commands)
+    from .lab import _bench
+
+    _bench.add_parser(commands)
     return parser
 
 
@@ -90,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "pi":
             return _pi(args)
+        if args.command == "scale":
+            from .lab import _cli as lab_cli
+
+            return lab_cli.run(args)
+        if args.command == "bench":
+            from .lab import _bench
+
+            return _bench.run(args)
         return _bbp(args)
     except LightworkError as error:
         print(f"lightwork: {error}", file=sys.stderr)

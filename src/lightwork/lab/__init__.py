@@ -1,0 +1,50 @@
+"""The scaling lab: how much faster does the work get with more workers, and why not more?
+
+:func:`scale` times a function over its items on the serial backend (the baseline T1) and on
+each backend at each worker count, reports speed-up, efficiency, the Karp-Flatt serial fraction
+and where the workers' time went, and fits Amdahl's law (or Gustafson's, for weak scaling) to
+predict larger machines::
+
+    >>> import time
+    >>> from lightwork.lab import scale
+    >>> report = scale(time.sleep, [0.01] * 16, max_workers=[1, 2, 4],
+    ...                backends=["threads"], repeat=2, chunksize=1, name="sleep")
+    >>> print(report.table())  # doctest: +SKIP
+    sleep: strong scaling on 2 CPUs, 16 items, median of 2 runs each; speed-up S = T1 / T(p)
+    ...
+    threads (Amdahl): serial fraction f = 0.004 ± 0.002, predicted speed-up 4: 4.0, ...
+    >>> report.points[-1].speedup > 2  # 4 threads: ideally 4
+    True
+    >>> path = report.plot("scaling.png")  # doctest: +SKIP
+
+From a shell: ``lightwork scale pi --max-workers 1,2 --plot scaling.png``. The built-in
+workloads are in :data:`WORKLOADS`.
+"""
+
+from ._fit import AmdahlFit as AmdahlFit
+from ._fit import GustafsonFit as GustafsonFit
+from ._fit import fit_amdahl as fit_amdahl
+from ._fit import fit_gustafson as fit_gustafson
+from ._fit import karp_flatt as karp_flatt
+from ._scale import ScalingPoint as ScalingPoint
+from ._scale import ScalingReport as ScalingReport
+from ._scale import TimeBreakdown as TimeBreakdown
+from ._scale import scale as scale
+from ._workloads import WORKLOADS as WORKLOADS
+from ._workloads import Workload as Workload
+from ._workloads import resolve as resolve
+
+__all__ = [
+    "scale",
+    "ScalingReport",
+    "ScalingPoint",
+    "TimeBreakdown",
+    "AmdahlFit",
+    "GustafsonFit",
+    "fit_amdahl",
+    "fit_gustafson",
+    "karp_flatt",
+    "WORKLOADS",
+    "Workload",
+    "resolve",
+]

@@ -1,0 +1,223 @@
+"""``lightwork bench``: the built-in workloads on lightwork and its peers, side by side.
+
+Each contender gets a warm pool of the same size (created, then warmed with a few tasks,
+before timing), runs the same items ``repeat`` times, and is reported by its median time and
+its ratio to lightwork's process backend. Peers that are not installed are skipped with a note.
+The machine is shared and noisy: only ratios measured in the same run mean anything.
+
+    lightwork bench tiny pi-python --max-workers 2 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import math
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import lightwork
+
+from .._options import available_cpus
+from ._workloads import WORKLOADS, Workload
+
+# Runs one map of the items and returns its results: what a contender is.
+Runner = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+# PPE with chunksize=1 pays a round trip per task: it is timed on at most this many items and
+# scaled linearly, or a tiny-task row would take minutes.
+PER_TASK_PEER_MAX_ITEMS = 10_000
+DEFAULT_WORKLOADS = ("tiny", "pi-python", "sleep")
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    workload: str
+    contender: str
+    items: int
+    median_seconds: float | None  #: None when the contender is not installed
+    min_seconds: float | None
+    ratio_to_lightwork: float | None  #: > 1: slower than lightwork's process backend
+    note: str = ""
+
+
+def _lightwork(workers: int, backend: str) -> Iterator[Runner]:
+    with lightwork.Executor(workers, backend=backend) as executor:
+        executor.start()
+        yield lambda fn, items: list(executor.imap(fn, items))
+
+
+def _pool(workers: int) -> Iterator[Runner]:
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+        yield lambda fn, items: pool.map(fn, items)
+
+
+def _ppe(workers: int, tuned: bool) -> Iterator[Runner]:
+    context = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+
+        def run(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+            size = max(1, len(items) // (4 * workers)) if tuned else 1
+            return list(pool.map(fn, items, chunksize=size))
+
+        yield run
+
+
+def _tpe(workers: int) -> Iterator[Runner]:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        yield lambda fn, items: list(pool.map(fn, items))
+
+
+def _joblib(workers: int) -> Iterator[Runner]:
+    import joblib
+
+    with joblib.Parallel(n_jobs=workers) as parallel:
+        yield lambda fn, items: list(parallel(joblib.delayed(fn)(x) for x in items))
+
+
+def _mpire(workers: int) -> Iterator[Runner]:
+    from mpire.pool import WorkerPool
+
+    with WorkerPool(n_jobs=workers, start_method="forkserver", keep_alive=True) as pool:
+        yield lambda fn, items: pool.map(fn, items)
+
+
+def contenders(workers: int) -> dict[str, Callable[[], AbstractContextManager[Runner]]]:
+    """Name -> a context manager giving a warm runner; the first is the reference."""
+    return {
+        "lightwork processes": contextmanager(lambda: _lightwork(workers, "processes")),
+        "lightwork threads": contextmanager(lambda: _lightwork(workers, "threads")),
+        "lightwork auto": contextmanager(lambda: _lightwork(workers, "auto")),
+        "multiprocessing.Pool": contextmanager(lambda: _pool(workers)),
+        "ProcessPoolExecutor, chunksize 1": contextmanager(lambda: _ppe(workers, tuned=False)),
+        "ProcessPoolExecutor, chunksize n/4w": contextmanager(lambda: _ppe(workers, tuned=True)),
+        "ThreadPoolExecutor": contextmanager(lambda: _tpe(workers)),
+        "joblib": contextmanager(lambda: _joblib(workers)),
+        "mpire": contextmanager(lambda: _mpire(workers)),
+    }
+
+
+def bench(
+    workloads: Sequence[str] = DEFAULT_WORKLOADS,
+    *,
+    items: int | None = None,
+    max_workers: int | None = None,
+    repeat: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
+    """Time every contender on every workload; the rows of the comparison table."""
+    workers = max_workers or available_cpus()
+    rows: list[BenchRow] = []
+    for name in workloads:
+        workload = WORKLOADS[name]
+        data = workload.items(items)
+        reference: float | None = None
+        for contender, make in contenders(workers).items():
+            if progress is not None:
+                progress(f"{name}: {contender}")
+            row = _measure(workload, contender, make, data, repeat)
+            if reference is None and row.median_seconds is not None:
+                reference = row.median_seconds
+            ratio = None
+            if row.median_seconds is not None and reference:
+                ratio = row.median_seconds / reference
+            rows.append(replace(row, ratio_to_lightwork=ratio))
+    return rows
+
+
+def _measure(
+    workload: Workload,
+    contender: str,
+    make: Callable[[], AbstractContextManager[Runner]],
+    data: list[Any],
+    repeat: int,
+) -> BenchRow:
+    subset, note = data, ""
+    if contender.endswith("chunksize 1") and len(data) > PER_TASK_PEER_MAX_ITEMS:
+        subset = data[:PER_TASK_PEER_MAX_ITEMS]
+        note = f"timed on {len(subset):,} items, scaled to {len(data):,}"
+    try:
+        with make() as run:
+            run(workload.fn, data[: min(len(data), 8)])  # warm: start and load every worker
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                run(workload.fn, subset)
+                times.append((time.perf_counter() - started) * len(data) / len(subset))
+    except ImportError as error:
+        return BenchRow(workload.name, contender, len(data), None, None, None, f"skipped: {error}")
+    return BenchRow(
+        workload.name, contender, len(data), statistics.median(times), min(times), None, note
+    )
+
+
+def table(rows: Sequence[BenchRow]) -> str:
+    lines = [
+        f"{'workload':<10} {'contender':<36} {'items':>9} {'median s':>9} {'min s':>9} "
+        f"{'x lightwork':>11}  note",
+        "-" * 100,
+    ]
+    for row in rows:
+        median = "-" if row.median_seconds is None else f"{row.median_seconds:.4f}"
+        low = "-" if row.min_seconds is None else f"{row.min_seconds:.4f}"
+        ratio = "-" if row.ratio_to_lightwork is None else f"{row.ratio_to_lightwork:.2f}"
+        lines.append(
+            f"{row.workload:<10} {row.contender:<36} {row.items:>9,} {median:>9} {low:>9} "
+            f"{ratio:>11}  {row.note}"
+        )
+    return "\n".join(lines)
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bench",
+        help="time built-in workloads on lightwork and its peers, side by side",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "workloads",
+        nargs="*",
+        default=list(DEFAULT_WORKLOADS),
+        choices=sorted(WORKLOADS),
+        metavar="WORKLOAD",
+        help=f"built-in workloads (default: {' '.join(DEFAULT_WORKLOADS)}; any of "
+        f"{', '.join(sorted(WORKLOADS))})",
+    )
+    parser.add_argument("--items", type=int, default=None, help="items per workload")
+    parser.add_argument("--max-workers", type=int, default=None, help="default: all CPUs")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", default=None, help="write the rows to this JSON file")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    def say(step: str) -> None:
+        print(f"  {step} ...", file=sys.stderr, flush=True)
+
+    rows = bench(
+        args.workloads,
+        items=args.items,
+        max_workers=args.max_workers,
+        repeat=args.repeat,
+        progress=say if sys.stderr.isatty() else None,
+    )
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([_finite(asdict(r)) for r in rows], f, indent=2)
+    return 0
+
+
+def _finite(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()
+    }
