@@ -19,8 +19,8 @@ pi: $(STAMP)
 	$(VENV)/bin/lightwork pi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples docs
+	$(VENV)/bin/ruff format --check src tests bench examples docs
 	$(VENV)/bin/mypy
 
 test: lint
