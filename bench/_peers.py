@@ -89,9 +89,13 @@ def lightwork_warm_executor(workers: int) -> Any:
     try:
         from lightwork._engine import _api
 
-        return _api._warm.get(("processes", workers))
+        pools = list(_api._warm.values())
     except (ImportError, AttributeError):
         return None
+    for executor in pools:
+        if getattr(executor, "backend", None) == "processes" and executor.max_workers == workers:
+            return executor
+    return None
 
 
 @contextmanager
@@ -215,6 +219,61 @@ def ceiling_run(parts: Sequence[int]) -> tuple[float, list[int]]:
     out.close()
     seconds = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
     return seconds, [inside for _, _, inside in spans]
+
+
+# ---- how busy the machine was, apart from us ----------------------------------------------------
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds every CPU of the machine has spent busy since boot (/proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float | None:
+    """CPU-seconds used by this process and every process it started, alive or reaped: its
+    own and reaped children's rusage, plus each live descendant's own and reaped children's.
+    (A forkserver's workers are its children, so they count once they are reaped or live.)"""
+    import resource
+
+    try:
+        import psutil
+    except ImportError:
+        return None
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.Error:
+            continue  # exited meanwhile: counted once reaped
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+class OtherLoad:
+    """How many CPUs' worth of work processes outside this benchmark did during a section."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.busy = machine_busy_seconds()
+        self.own = own_cpu_seconds()
+
+    def cores(self) -> float | None:
+        busy, own = machine_busy_seconds(), own_cpu_seconds()
+        if None in (busy, own, self.busy, self.own):
+            return None
+        assert busy is not None and own is not None and self.busy is not None
+        assert self.own is not None
+        others = (busy - self.busy) - (own - self.own)
+        return max(0.0, others) / max(time.perf_counter() - self.start, 1e-9)
 
 
 # ---- probes, each run in a fresh interpreter: python -c "import _peers; _peers.X(...)" -------

@@ -261,16 +261,16 @@ def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
     log(f"(a) {n:,} tiny tasks, {cfg['repeats']} rounds")
     run_side_by_side(pools, variants, cfg["repeats"], warmup, check, log)
 
-    lw = median(variants[1].times)
+    lw, lw_min = median(variants[1].times), min(variants[1].times)
     serial = median(variants[0].times)
     table = Table(
         f"(a) {n:,} tiny tasks (x*x) on warm pools, {workers} workers",
-        ["variant", "median", "min", "us/task", "x lightwork", "x serial", "note"],
+        ["variant", "median", "min", "us/task", "x lightwork", "(on mins)", "x serial", "note"],
     )
     raw = {}
     for v in variants:
         if v.skipped:
-            table.rows.append([v.label, "-", "-", "-", "-", "-", v.skipped])
+            table.rows.append([v.label, "-", "-", "-", "-", "-", "-", v.skipped])
             continue
         t = median(v.times)
         note = v.note
@@ -283,6 +283,7 @@ def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
                 fmt_s(min(v.times)),
                 f"{t / n * 1e6:.2f}",
                 fmt_x(t / lw),
+                fmt_x(min(v.times) / lw_min),
                 fmt_x(t / serial),
                 note,
             ]
@@ -415,48 +416,49 @@ def section_c(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
     log(f"(c) Monte Carlo pi, {n:,} samples, {cfg['pi_repeats']} rounds")
     run_side_by_side(pools, variants, cfg["pi_repeats"], warmup, check, log)
 
-    serial = median(variants[0].times)
-    one, pair = median(variants[1].times), median(variants[2].times)
-    ceiling = one / pair
+    def speedups(pick: Callable[[list[float]], float]) -> list[float | None]:
+        """Each row's speed-up: the serial run's time over its own (the ceiling pair: the
+        1-process run's over its own), by median or by minimum."""
+        serial, one = pick(variants[0].times), pick(variants[1].times)
+        return [
+            None if v.skipped else (one if i == 2 else serial) / pick(v.times)
+            for i, v in enumerate(variants)
+        ]
+
+    by_median, by_min = speedups(median), speedups(min)
+    ceiling, ceiling_min = by_median[2], by_min[2]
+    assert ceiling is not None and ceiling_min is not None
     lw = median(variants[3].times)
     table = Table(
         f"(c) pure-Python Monte Carlo pi, {n:,} samples in {workers} tasks, {workers} workers",
-        ["variant", "median", "min", "speed-up", "of ceiling", "x lightwork"],
+        ["variant", "median", "min", "speed-up", "of ceiling", "(on mins)", "x lightwork"],
     )
-    raw: dict[str, Any] = {"ceiling_speedup": ceiling}
+    raw: dict[str, Any] = {"ceiling_speedup": ceiling, "ceiling_speedup_on_mins": ceiling_min}
     for i, v in enumerate(variants):
-        if v.skipped:
-            table.rows.append([v.label, "-", "-", "-", "-", v.skipped])
+        up, up_min = by_median[i], by_min[i]
+        if up is None or up_min is None:
+            table.rows.append([v.label, "-", "-", "-", "-", "-", v.skipped or ""])
             continue
         t = median(v.times)
-        if i < 3:
-            speedup = (one if i else serial) / t
-            row = [
+        table.rows.append(
+            [
                 v.label,
                 fmt_s(t),
                 fmt_s(min(v.times)),
-                fmt_x(speedup),
-                "-" if i < 2 else "100%",
-                "-",
+                fmt_x(up if i != 1 else 1.0),
+                "-" if i < 2 else f"{up / ceiling:.0%}",
+                "-" if i < 2 else f"{up_min / ceiling_min:.0%}",
+                "-" if i < 3 else fmt_x(t / lw),
             ]
-        else:
-            speedup = serial / t
-            row = [
-                v.label,
-                fmt_s(t),
-                fmt_s(min(v.times)),
-                fmt_x(speedup),
-                f"{speedup / ceiling:.0%}",
-                fmt_x(t / lw),
-            ]
-        table.rows.append(row)
+        )
         raw[v.label] = {"times": v.times}
     table.notes += [
         f"ceiling speed-up = (1 process doing all) / ({workers} processes started together) "
-        f"= {ceiling:.2f}x: forked processes, clocked from a common go signal to the last "
-        "finish, no library in between",
+        f"= {ceiling:.2f}x on medians, {ceiling_min:.2f}x on minimums: forked processes, "
+        "clocked from a common go signal to the last finish, no library in between",
         "a library's speed-up is the serial run over its time; 'of ceiling' divides it by the "
-        "ceiling speed-up",
+        "ceiling speed-up; '(on mins)' does the same with every row's minimum, the estimate "
+        "least disturbed by other load on the machine",
         "Pool, PPE and mpire use forkserver like lightwork's default; joblib uses loky",
     ]
     return table, raw
@@ -626,26 +628,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = _environment(workers, cfg)
     print(header + "\n", flush=True)
     tables, raw = [], {"environment": header, "config": cfg, "workers": workers}
-    load_before = os.getloadavg()
+    whole = _peers.OtherLoad()
+    others: dict[str, float | None] = {}
     for s in sections:
-        load = os.getloadavg()[0]
+        meter = _peers.OtherLoad()
         table, data = SECTIONS[s](cfg, workers, log)
-        table.notes.append(
-            f"load average (1 min) {load:.2f} at the start of this section, "
-            f"{os.getloadavg()[0]:.2f} at its end ({os.cpu_count()} CPUs): above ~0.3 "
-            "something else was running"
-        )
+        others[s] = meter.cores()
+        table.notes.append(_other_load_note(others[s]))
         tables.append(table)
         raw[s] = data
         print(table.plain() + "\n", flush=True)
-    load_after = os.getloadavg()
     elapsed = time.perf_counter() - t0
-    footer = (
-        f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
-        f"total {elapsed:.0f} s"
-    )
+    others["all"] = whole.cores()
+    footer = f"total {elapsed:.0f} s; {_other_load_note(others['all'])}"
     print(footer)
-    raw["load"] = {"before": load_before, "after": load_after, "seconds": elapsed}
+    raw["other_load_cores"] = others
+    raw["seconds"] = elapsed
     if args.markdown:
         print("\n" + "\n\n".join(t.markdown() for t in tables) + "\n\n" + footer)
     if args.json:
@@ -653,6 +651,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dump(raw, f, indent=1, default=str)
         print(f"raw numbers written to {args.json}")
     return 0
+
+
+def _other_load_note(cores: float | None) -> str:
+    if cores is None:
+        return "other load on the machine: unknown (needs psutil and /proc/stat)"
+    verdict = (
+        "quiet"
+        if cores < 0.1
+        else "noisy: compare rows, not runs"
+        if cores < 0.5
+        else ("busy: times are inflated, trust ratios on minimums most")
+    )
+    return (
+        f"other processes used {cores:.2f} of the {os.cpu_count()} CPUs on average meanwhile "
+        f"({verdict})"
+    )
 
 
 def _environment(workers: int, cfg: dict[str, Any]) -> str:
@@ -664,6 +678,8 @@ def _environment(workers: int, cfg: dict[str, Any]) -> str:
             versions.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{dist} (not installed)")
+    digest, newest = _source_fingerprint(os.path.dirname(lightwork.__file__))
+    versions.append(f"lightwork source sha1 {digest}, newest file {newest}")
     return (
         f"Python {platform.python_version()} on {platform.machine()} {platform.system()}; "
         f"os.cpu_count()={os.cpu_count()}, lightwork.available_cpus()="
@@ -672,6 +688,20 @@ def _environment(workers: int, cfg: dict[str, Any]) -> str:
         + "\nsizes: "
         + ", ".join(f"{k}={v:,}" for k, v in cfg.items())
     )
+
+
+def _source_fingerprint(package_dir: str) -> tuple[str, str]:
+    """A hash of the package's .py files and the newest one's time: which code was measured,
+    when other people edit it while benchmarks run."""
+    import hashlib
+    from pathlib import Path
+
+    files = sorted(Path(package_dir).rglob("*.py"))
+    sha = hashlib.sha1()
+    for path in files:
+        sha.update(str(path.relative_to(package_dir)).encode() + path.read_bytes())
+    newest = max((p.stat().st_mtime for p in files), default=0.0)
+    return sha.hexdigest()[:12], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +87,20 @@ def test_segments_are_released_after_a_crash(make_process_executor: MakeExecutor
         )
     assert isinstance(results[2], lightwork.WorkerCrashedError)
     assert results[3] == 3.0
+
+
+def test_workers_release_the_array_when_the_call_ends() -> None:
+    import time
+
+    with lightwork.Executor(2) as ex:
+        list(ex.imap(functools.partial(inspect_slice, BIG), range(4), chunksize=1))
+        pids = [w.pid for w in ex.statistics().workers if w.alive]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            mapped = [
+                pid for pid in pids if "/dev/shm/psm_" in Path(f"/proc/{pid}/maps").read_text()
+            ]
+            if not mapped:
+                break
+            time.sleep(0.05)
+        assert mapped == [], "a worker kept the call's array mapped"

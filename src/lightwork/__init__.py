@@ -10,8 +10,12 @@ One API for embarrassingly parallel Python on serial, thread and process backend
     with lightwork.Executor(4) as ex:                              # concurrent.futures drop-in
         future = ex.submit(pow, 2, 10)
 
-``import lightwork`` is cheap: NumPy, tqdm and the process machinery load when first used.
+``import lightwork`` is cheap: NumPy, tqdm, the lab, pipelines and shared state load when first
+used.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._engine._api import imap as imap
 from ._engine._api import map as map
@@ -30,19 +34,46 @@ from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import WorkerCrashedError as WorkerCrashedError
 from ._errors import WorkerInitializationError as WorkerInitializationError
 from ._options import available_cpus as available_cpus
-from ._pipeline import Pipeline as Pipeline
-from ._pipeline import PipelineStatistics as PipelineStatistics
-from ._pipeline import StageStatistics as StageStatistics
 from ._random import random as random
 from ._random import rng as rng
-from ._shared import Shared as Shared
-from ._shared import SharedArray as SharedArray
-from ._shared import SharedClosedError as SharedClosedError
-from ._shared import SharedLock as SharedLock
-from ._shared import SharedValue as SharedValue
-from ._shared import share as share
-from .lab import ScalingReport as ScalingReport
-from .lab import scale as scale
+
+if TYPE_CHECKING:
+    from ._pipeline import Pipeline as Pipeline
+    from ._pipeline import PipelineStatistics as PipelineStatistics
+    from ._pipeline import StageStatistics as StageStatistics
+    from ._shared import Shared as Shared
+    from ._shared import SharedArray as SharedArray
+    from ._shared import SharedClosedError as SharedClosedError
+    from ._shared import SharedLock as SharedLock
+    from ._shared import SharedValue as SharedValue
+    from ._shared import share as share
+    from .lab import ScalingReport as ScalingReport
+    from .lab import scale as scale
+
+# Imported on first use, to keep ``import lightwork`` cheap: name -> module.
+_LAZY = {
+    "Pipeline": "._pipeline",
+    "PipelineStatistics": "._pipeline",
+    "StageStatistics": "._pipeline",
+    "Shared": "._shared",
+    "SharedArray": "._shared",
+    "SharedClosedError": "._shared",
+    "SharedLock": "._shared",
+    "SharedValue": "._shared",
+    "share": "._shared",
+    "ScalingReport": ".lab",
+    "scale": ".lab",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightwork' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain global
+    return value
+
 
 __version__ = "0.1.0"
 

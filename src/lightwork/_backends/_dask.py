@@ -98,13 +98,21 @@ class DaskBackend(Backend):
         self._cluster: Any = None
         if client is None:
             if address is None:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=max_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                )
-                client = distributed.Client(self._cluster)
+                # LocalCluster sets variables for its workers (MALLOC_TRIM_THRESHOLD_, thread
+                # counts) in this process's own environment; they would slow every process
+                # started after it, so put the environment back once the workers are up.
+                environment = dict(os.environ)
+                try:
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=max_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
+                    client = distributed.Client(self._cluster)
+                finally:
+                    os.environ.clear()
+                    os.environ.update(environment)
             else:
                 client = distributed.Client(address)
         self.client = client

@@ -2,8 +2,9 @@
 
 Like joblib's reuse of its loky executor, the pool outlives the call, so a notebook or a loop
 calling ``lightwork.map`` repeatedly pays process start-up once. There is one warm pool per
-(backend, max_workers); a call with other options gets its own, and the pools no call is using
-are shut down. Every pool is shut down cleanly at interpreter exit.
+(backend, max_workers); a call with other options gets its own, and beyond the
+``MAX_IDLE_POOLS`` most recently used, the pools no call is using are shut down. Every pool is
+shut down cleanly at interpreter exit.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def _split(options: RunKwargs) -> tuple[str | None, Any, CallKwargs]:
     return address, client, cast(CallKwargs, rest)
 
 
+# Warm pools kept besides the one in use: enough to alternate between a few option sets
+# (processes and threads, 1 and 2 workers) without restarting processes on every call.
+MAX_IDLE_POOLS = 3
+
 _lock = threading.Lock()
 _WarmKey = tuple[str, int | None, str | None, int | None]
 _warm: dict[_WarmKey, Executor] = {}
@@ -66,9 +71,10 @@ def _warm_executor(
             cluster = {"address": address, "client": client} if backend == "dask" else {}
             executor = _warm[key] = Executor(max_workers, backend=backend, **cluster)
         _users[key] = _users.get(key, 0) + 1
+        _warm[key] = _warm.pop(key)  # the most recently used last
         idle = [k for k in _warm if k != key and not _users.get(k)]
-        retired = [_warm.pop(k) for k in idle]
-    for old in retired:  # the options changed: the old pool would only hold processes
+        retired = [_warm.pop(k) for k in idle[: max(0, len(idle) - MAX_IDLE_POOLS)]]
+    for old in retired:  # the least recently used idle pools would only hold processes
         old.shutdown(wait=False)
     try:
         yield executor

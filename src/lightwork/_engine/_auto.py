@@ -86,7 +86,7 @@ def choose(
         return "threads", "the whole input ran during the probe (task_timeout needs threads)"
     if workers <= 1 and serial_allowed:
         return "serial", "one worker: a pool would only add overhead"
-    if cpu_share < WAITING_CPU_SHARE:
+    if cpu_share < WAITING_CPU_SHARE and not gil_held:  # (held: descheduled, not waiting)
         return "threads", (
             f"tasks mostly wait ({cpu_share:.0%} CPU of {per_task_ms:.3g} ms a task): "
             "threads overlap the waiting"

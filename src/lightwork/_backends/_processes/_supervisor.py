@@ -133,6 +133,7 @@ class ProcessBackend(Backend):
         self._terminated = False  # terminate(): stop now
         self._cancel_requested = False  # cancel_pending(): drop what no worker holds yet
         self._start_all = False  # start_workers(): start every worker now
+        self._forgotten: deque[int] = deque()  # spec ids the workers must drop now
         self._all_ready = threading.Event()  # set once they all said READY
         self._broken: BrokenWorkerError | None = None
         self._workers: dict[int, _Worker] = {}
@@ -165,7 +166,10 @@ class ProcessBackend(Backend):
         spec_id, payload = next(self._spec_ids), self._pickle_function(job)
         job.spec_id, job.fn_payload = spec_id, payload
         if job.segments is not None:
-            return  # it refers to this call's array segments: never reuse it
+            # It refers to this call's array segments: never reuse it, and have the workers
+            # forget it when the call ends, or they would keep the arrays mapped.
+            job.on_close.append(lambda: self._forget_spec(spec_id))
+            return
         with self._specs_lock:
             try:
                 self._specs[key] = (spec_id, payload)
@@ -247,6 +251,10 @@ class ProcessBackend(Backend):
         if self._thread is None:
             self._start()
 
+    def _forget_spec(self, spec_id: int) -> None:
+        self._forgotten.append(spec_id)
+        self._wake()
+
     def _wake(self) -> None:
         if not self._wake_sent:
             self._wake_sent = True
@@ -260,8 +268,12 @@ class ProcessBackend(Backend):
             if self._thread is not None:
                 return
             if self.start_method == "forkserver":
-                # Workers fork from a server that has already imported the worker loop.
-                self._context.set_forkserver_preload([__package__ + "._worker"])
+                # Workers fork from a server that has already imported the worker loop, and
+                # NumPy if this program uses it: each worker would otherwise import it again.
+                preload = [__package__ + "._worker"]
+                if "numpy" in sys.modules:
+                    preload.append("numpy")
+                self._context.set_forkserver_preload(preload)
             self._thread = threading.Thread(
                 target=self._supervise, name="lightwork-supervisor", daemon=True
             )
@@ -330,6 +342,7 @@ class ProcessBackend(Backend):
                 self._cancel_requested = False
                 self._abort_pending(ExecutorShutdownError("cancelled by shutdown()"))
             if self._broken is None:
+                self._drop_forgotten()
                 self._dispatch()
                 self._start_all_workers()
             if self._closing and not self._pending and not self._busy():
@@ -418,6 +431,16 @@ class ProcessBackend(Backend):
                 attempt = Attempt(attempt.chunk, attempt.lo, attempt.lo + budget)
                 attempt.payload = self._encode(attempt)
             self._send(worker, attempt)
+
+    def _drop_forgotten(self) -> None:
+        while self._forgotten:
+            spec_id = self._forgotten.popleft()
+            for worker in self._workers.values():
+                if worker.specs.pop(spec_id, 0) is None:
+                    try:
+                        worker.conn.send((_wire.DROP, spec_id))
+                    except OSError:
+                        pass
 
     def _start_all_workers(self) -> None:
         if not self._start_all:

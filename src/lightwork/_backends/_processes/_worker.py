@@ -80,42 +80,61 @@ def worker_main(
             return
         kind = message[0]
         if kind == RUN:
-            _, serial, spec_id, entropy, indices, timed = message
-            slot[SLOT_SERIAL] = serial
-            slot[SLOT_INDEX] = -1
-            payload = conn.recv_bytes()
-            started = time.perf_counter()
-            idle = started - waiting_since
-            spec = specs[spec_id]
-            try:
-                if isinstance(spec, _BrokenSpec):
-                    raise RuntimeError(spec.message)
-                args = pickle.loads(payload)
-            except BaseException as error:
-                _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, format_remote(error))
-            else:
-                deserialize += time.perf_counter() - started
-                job = Job(spec.fn, spec.options, entropy)
-                values, errors, compute = run_chunk(job, indices, args, slot, timed)
-                encoded = {position: encode_error(e) for position, e in errors.items()}
-                _send(conn, RESULT, serial, compute, deserialize, 0.0, idle, (values, encoded))
+            idle = time.perf_counter() - waiting_since
+            _run(conn, slot, specs[message[2]], message, idle, deserialize)
             deserialize = 0.0
             waiting_since = time.perf_counter()
         elif kind == SPEC:
-            _, spec_id, data = message
             started = time.perf_counter()
-            try:
-                fn, options = pickle.loads(data)
-                specs[spec_id] = Job(fn, options, 0)
-            except BaseException as error:
-                specs[spec_id] = _BrokenSpec(
-                    "the function could not be unpickled in the worker:\n" + format_remote(error)
-                )
+            specs[message[1]] = _load_spec(message[2])
             deserialize += time.perf_counter() - started
         elif kind == DROP:
             specs.pop(message[1], None)
         elif kind == STOP:
             return
+
+
+def _load_spec(data: bytes) -> Job | _BrokenSpec:
+    """A function and its options, unpickled; its own frame, so nothing else holds them."""
+    try:
+        fn, options = pickle.loads(data)
+        return Job(fn, options, 0)
+    except BaseException as error:
+        return _BrokenSpec(
+            "the function could not be unpickled in the worker:\n" + format_remote(error)
+        )
+
+
+def _run(
+    conn: Connection,
+    slot: Slot,
+    spec: Job | _BrokenSpec,
+    message: tuple[Any, ...],
+    idle: float,
+    deserialize: float,
+) -> None:
+    """Run one attempt and send its outcome.
+
+    A function of its own so that the attempt's arguments and results (a large array's
+    mapping, say) are released as soon as it returns, not kept until the next message.
+    """
+    _, serial, _, entropy, indices, timed = message
+    slot[SLOT_SERIAL] = serial
+    slot[SLOT_INDEX] = -1
+    payload = conn.recv_bytes()
+    started = time.perf_counter()
+    try:
+        if isinstance(spec, _BrokenSpec):
+            raise RuntimeError(spec.message)
+        args = pickle.loads(payload)
+    except BaseException as error:
+        _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, format_remote(error))
+        return
+    deserialize += time.perf_counter() - started
+    job = Job(spec.fn, spec.options, entropy)
+    values, errors, compute = run_chunk(job, indices, args, slot, timed)
+    encoded = {position: encode_error(e) for position, e in errors.items()}
+    _send(conn, RESULT, serial, compute, deserialize, 0.0, idle, (values, encoded))
 
 
 def _send(
