@@ -243,32 +243,81 @@ def run_chunk(
     process worker whose slot is shared memory, tells the supervisor which task a dead or
     over-time worker held. It is the only per-task bookkeeping, to keep tiny tasks cheap.
     """
-    fn = job.fn
     values: list[Any] = []
-    append = values.append
     errors: dict[int, BaseException] = {}
-    monotonic = time.monotonic
     if slot is None:
         slot = task_context.own_slot()
     saved = task_context.enter(job.entropy, slot)
-    first = indices.start
     started = time.perf_counter()
     try:
-        for index, arg in zip(indices, args, strict=False):  # equal lengths by construction
-            if timed:  # before the index: the supervisor reads them the other way round
-                slot[SLOT_STARTED] = monotonic()
-            slot[SLOT_INDEX] = index
-            try:
-                append(fn(arg))
-            except Exception as error:
-                value, failure = _retry_in_place(job, arg, error)
-                append(value)
-                if failure is not None:
-                    add_task_note(failure, index)
-                    errors[index - first] = failure
+        if timed:
+            _run_timed(job, indices, args, slot, values, errors)
+        else:
+            _run_fast(job, indices, args, slot, values, errors)
     finally:
         task_context.leave(saved)
     return values, errors, time.perf_counter() - started
+
+
+def _run_fast(
+    job: Job,
+    indices: range,
+    args: Sequence[Any],
+    slot: Slot,
+    values: list[Any],
+    errors: dict[int, BaseException],
+) -> None:
+    """The loop for untimed tasks: one store into the slot, one call, one append per task.
+
+    (Measured here: ~185 ns a task with a trivial function, against ~95 ns for a bare
+    ``list(map(fn, args))``; a pipeline of C iterators writing the slot was slower, ~240 ns.)
+    """
+    fn = job.fn
+    append = values.append
+    first = indices.start
+    for index, arg in zip(indices, args, strict=False):
+        slot[SLOT_INDEX] = index
+        try:
+            append(fn(arg))
+        except Exception as error:
+            _record_failure(job, index, index - first, arg, error, values, errors)
+
+
+def _run_timed(
+    job: Job,
+    indices: range,
+    args: Sequence[Any],
+    slot: Slot,
+    values: list[Any],
+    errors: dict[int, BaseException],
+) -> None:
+    """The loop under ``task_timeout``: each task's start time goes into the slot too."""
+    fn = job.fn
+    monotonic = time.monotonic
+    append = values.append
+    for position, (index, arg) in enumerate(zip(indices, args, strict=False)):
+        slot[SLOT_STARTED] = monotonic()  # before the index: the supervisor reads it after
+        slot[SLOT_INDEX] = index
+        try:
+            append(fn(arg))
+        except Exception as error:
+            _record_failure(job, index, position, arg, error, values, errors)
+
+
+def _record_failure(
+    job: Job,
+    index: int,
+    position: int,
+    arg: Any,
+    error: Exception,
+    values: list[Any],
+    errors: dict[int, BaseException],
+) -> None:
+    value, failure = _retry_in_place(job, arg, error)
+    values.append(value)
+    if failure is not None:
+        add_task_note(failure, index)
+        errors[position] = failure
 
 
 def _retry_in_place(job: Job, arg: Any, error: Exception) -> tuple[Any, Exception | None]:
