@@ -11,15 +11,17 @@ a drift in clock speed or a neighbour's load hits every row alike):
      multiprocessing.Pool.map, ProcessPoolExecutor.map (chunksize 1, measured on fewer tasks and
      scaled linearly; and a tuned chunksize), joblib.Parallel, mpire.WorkerPool, a serial loop
   b  start-up: a NEW pool to the first result of one trivial task, lightwork.Executor against
-     ProcessPoolExecutor, per start method; cold (fresh interpreter, so forkserver starts its
-     server) and warm (in this process, the forkserver already running)
+     ProcessPoolExecutor, per start method, in fresh interpreters: the first pool of each is
+     cold (forkserver starts its server), the next ones warm (the server already running)
   c  pure-Python Monte Carlo pi over the workers, every library against the machine's ceiling:
      the same work in independent processes started together, with no library in between
   d  lightwork.imap over a 10-million-item generator: time and the parent's peak RSS growth
   e  the cost of ``import lightwork`` in a fresh interpreter, and what it pulls in
 
 Ratios: ``x lightwork`` is a row's time over lightwork's (above 1: lightwork is faster),
-``x serial`` its time over the serial loop's (below 1: parallelism pays).
+``x serial`` its time over the serial loop's (below 1: parallelism pays). Each table ends with
+how many CPUs other processes used meanwhile (/proc/stat less this benchmark's own processes):
+on a shared machine, trust a section only when that is near 0, and then the minimums most.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _peers, however this is run
 import _peers
 from _peers import find_pi, square
 

@@ -17,12 +17,6 @@ used.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._engine._api import imap as imap
-from ._engine._api import map as map
-from ._engine._api import starmap as starmap
-from ._engine._executor import Executor as Executor
-from ._engine._stats import ExecutorStatistics as ExecutorStatistics
-from ._engine._stats import WorkerStatistics as WorkerStatistics
 from ._errors import BrokenWorkerError as BrokenWorkerError
 from ._errors import ExecutorShutdownError as ExecutorShutdownError
 from ._errors import InvalidOptionError as InvalidOptionError
@@ -38,6 +32,12 @@ from ._random import random as random
 from ._random import rng as rng
 
 if TYPE_CHECKING:
+    from ._engine._api import imap as imap
+    from ._engine._api import map as map
+    from ._engine._api import starmap as starmap
+    from ._engine._executor import Executor as Executor
+    from ._engine._stats import ExecutorStatistics as ExecutorStatistics
+    from ._engine._stats import WorkerStatistics as WorkerStatistics
     from ._pipeline import Pipeline as Pipeline
     from ._pipeline import PipelineStatistics as PipelineStatistics
     from ._pipeline import StageStatistics as StageStatistics
@@ -50,8 +50,15 @@ if TYPE_CHECKING:
     from .lab import ScalingReport as ScalingReport
     from .lab import scale as scale
 
-# Imported on first use, to keep ``import lightwork`` cheap: name -> module.
+# Imported on first use, to keep ``import lightwork`` cheap (a worker process imports the
+# package too, and only needs its task loop): name -> module.
 _LAZY = {
+    "map": "._engine._api",
+    "imap": "._engine._api",
+    "starmap": "._engine._api",
+    "Executor": "._engine._executor",
+    "ExecutorStatistics": "._engine._stats",
+    "WorkerStatistics": "._engine._stats",
     "Pipeline": "._pipeline",
     "PipelineStatistics": "._pipeline",
     "StageStatistics": "._pipeline",

@@ -1,5 +1,3 @@
-"""The process backend: a supervisor thread, worker processes, and the messages between them."""
-
-from ._supervisor import ProcessBackend, default_start_method
-
-__all__ = ["ProcessBackend", "default_start_method"]
+"""The process backend: a supervisor thread (``_supervisor``), worker processes (``_worker``)
+and the messages between them (``_wire``). Nothing is imported here: a worker process imports
+only its loop."""

@@ -53,7 +53,7 @@ from ..._errors import (
 from ..._random import Slot
 from .._base import Backend
 from . import _wire
-from ._wire import HEADER, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+from ._wire import HEADER, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 # A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.
 PREFETCH_MAX_BYTES = 32 * 1024
@@ -86,13 +86,13 @@ class _Worker:
     """The supervisor's view of one worker process."""
 
     def __init__(
-        self, number: int, process: Any, conn: Connection, slot_array: Any, lifeline: Connection
+        self, number: int, process: Any, conn: Connection, slot: SharedSlot, lifeline: Connection
     ) -> None:
         self.number = number
         self.process = process
         self.conn = conn
-        self.slot_array = slot_array  # keeps the shared memory mapped
-        self.slot: Slot = memoryview(slot_array).cast("B").cast("d")
+        self.shared_slot = slot  # keeps the shared memory mapped
+        self.slot: Slot = slot.view
         self.lifeline = lifeline  # the write end of the worker's lifeline: held, never written
         self.counters = WorkerCounters(number, process.pid)
         self.inflight: deque[tuple[int, Attempt]] = deque()  # (serial, attempt), in send order
@@ -147,7 +147,8 @@ class ProcessBackend(Backend):
         self._workers_started = 0
         self._workers_crashed = 0
         self._tasks_retried = 0
-        self._next_memory_sample = 0.0
+        # psutil loads at the first sample, after the first results: not on their path.
+        self._next_memory_sample = time.monotonic() + MEMORY_SAMPLE_SECONDS
         _live_backends.add(self)
 
     # ---- called from any thread -------------------------------------------------------------
@@ -385,13 +386,12 @@ class ProcessBackend(Backend):
         number = next(self._numbers)
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         lifeline_r, lifeline_w = self._context.Pipe(duplex=False)  # see _worker._arm_lifeline
-        slot_array = self._context.RawArray("d", SLOT_SIZE)
-        slot_array[SLOT_SERIAL] = -1
+        slot = SharedSlot(self._context)
         process = self._context.Process(
             target=worker_main,
             args=(
                 child_conn,
-                slot_array,
+                slot,
                 self._initializer,
                 os.getpid(),
                 lifeline_r,
@@ -403,7 +403,7 @@ class ProcessBackend(Backend):
         process.start()
         child_conn.close()
         lifeline_r.close()
-        worker = _Worker(number, process, parent_conn, slot_array, lifeline_w)
+        worker = _Worker(number, process, parent_conn, slot, lifeline_w)
         self._workers[number] = worker
         self._workers_started += 1
         return worker
@@ -582,6 +582,13 @@ class ProcessBackend(Backend):
 
     def _on_exit(self, worker: _Worker) -> None:
         """The worker's process ended: requeue what it held, charge the task it was running."""
+        try:
+            self._account_for_exit(worker)
+        finally:
+            if worker.number not in self._workers:
+                worker.shared_slot.close()
+
+    def _account_for_exit(self, worker: _Worker) -> None:
         while True:  # results it sent before dying are not lost
             try:
                 if not worker.conn.poll(0):
@@ -757,6 +764,7 @@ class ProcessBackend(Backend):
             self._retired.append(worker.counters)
             worker.conn.close()
             worker.lifeline.close()
+            worker.shared_slot.close()
             worker.process.close()
         self._workers.clear()
         self._abort_pending(ExecutorShutdownError("the executor was terminated"))

@@ -17,13 +17,15 @@ Worker to parent, each a fixed header then a pickled payload:
 
 from __future__ import annotations
 
+import mmap
+import os
 import pickle
 import struct
 from typing import Any
 
 from ..._engine._tasks import format_remote
 from ..._errors import RemoteTraceback, SerializationError
-from ..._random import SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+from ..._random import SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED, Slot
 
 __all__ = ["SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 
@@ -73,3 +75,51 @@ def decode_error(encoded: tuple[bytes | None, str, str]) -> BaseException:
         )
     error.__cause__ = RemoteTraceback(text)
     return error
+
+
+class SharedSlot:
+    """A worker's task slot in shared memory, created by the parent, mapped by the worker.
+
+    On Linux an anonymous memory file (memfd) passed to the worker like any file descriptor;
+    ``multiprocessing.RawArray`` elsewhere. (RawArray's heap imports ctypes, tempfile and
+    shutil, a few milliseconds that every new pool's first result would wait for.)
+    """
+
+    def __init__(self, context: Any) -> None:
+        size = 8 * SLOT_SIZE
+        if hasattr(os, "memfd_create"):
+            self.fd = os.memfd_create("lightwork-slot", os.MFD_CLOEXEC)
+            os.ftruncate(self.fd, size)
+            self.memory: Any = mmap.mmap(self.fd, size)
+        else:
+            self.fd = -1
+            self.memory = context.RawArray("d", SLOT_SIZE)
+        self.view: Slot = memoryview(self.memory).cast("B").cast("d")
+        self.view[SLOT_SERIAL] = -1
+        self.view[SLOT_INDEX] = -1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.fd < 0:
+            return (_same, (self.memory,))
+        from multiprocessing import reduction
+
+        return (_attach_slot, (reduction.DupFd(self.fd),))
+
+    def close(self) -> None:
+        self.view.release()
+        if self.fd >= 0:
+            self.memory.close()
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _attach_slot(handle: Any) -> Any:
+    fd = handle.detach()
+    try:
+        return mmap.mmap(fd, 8 * SLOT_SIZE)
+    finally:
+        os.close(fd)
+
+
+def _same(memory: Any) -> Any:
+    return memory

@@ -61,7 +61,10 @@ def worker_main(
         os.close(inherited_lifeline_end)
     _arm_lifeline(lifeline)
     _watch_parent(parent)
-    slot: Slot = memoryview(slot_array).cast("B").cast("d")
+    # Forked, we hold the parent's SharedSlot itself (its mapping is shared); otherwise the
+    # memory it was pickled into.
+    shared = getattr(slot_array, "view", None)
+    slot: Slot = shared if shared is not None else memoryview(slot_array).cast("B").cast("d")
     if initializer is not None:
         try:
             function, args = pickle.loads(initializer)
