@@ -131,7 +131,18 @@ def test_cli_rejects_bad_counts() -> None:
 
 def test_python_dash_m_lightwork_runs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "lightwork", "pi", "--samples", "1e6", "--max-workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "lightwork",
+            "pi",
+            "--samples",
+            "1e6",
+            "--max-workers",
+            "2",
+            "--backend",
+            "processes",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

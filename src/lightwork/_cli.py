@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pi = commands.add_parser("pi", help="estimate pi by Monte Carlo on all cores")
     pi.add_argument("--samples", type=parse_count, default=None, help="points (default 1e8)")
-    _add_pool_options(pi)
+    _add_pool_options(pi, default_backend="auto")
     pi.add_argument("--kernel", choices=["numpy", "python"], default="numpy")
     pi.add_argument("--seed", type=int, default=None, help="make the run reproducible")
     pi.add_argument(
@@ -87,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_pool_options(parser: argparse.ArgumentParser) -> None:
+def _add_pool_options(parser: argparse.ArgumentParser, default_backend: str = "processes") -> None:
     parser.add_argument("--max-workers", type=_workers, default=None, help="default: all CPUs")
-    parser.add_argument("--backend", choices=BACKENDS, default="processes")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=default_backend, help=f"default: {default_backend}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -175,6 +175,8 @@ def probe(
                 exhausted = True
                 break
             batch *= 2
+    if total is not None and len(args) >= total:
+        exhausted = True  # the probe's last batch took the rest
     return args, values, errors, wall, cpu, exhausted, watcher.gil_held()
 
 

@@ -21,18 +21,49 @@ From a shell: ``lightwork scale pi --max-workers 1,2 --plot scaling.png``. The b
 workloads are in :data:`WORKLOADS`.
 """
 
-from ._fit import AmdahlFit as AmdahlFit
-from ._fit import GustafsonFit as GustafsonFit
-from ._fit import fit_amdahl as fit_amdahl
-from ._fit import fit_gustafson as fit_gustafson
-from ._fit import karp_flatt as karp_flatt
-from ._scale import ScalingPoint as ScalingPoint
-from ._scale import ScalingReport as ScalingReport
-from ._scale import TimeBreakdown as TimeBreakdown
-from ._scale import scale as scale
-from ._workloads import WORKLOADS as WORKLOADS
-from ._workloads import Workload as Workload
-from ._workloads import resolve as resolve
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fit import AmdahlFit as AmdahlFit
+    from ._fit import GustafsonFit as GustafsonFit
+    from ._fit import fit_amdahl as fit_amdahl
+    from ._fit import fit_gustafson as fit_gustafson
+    from ._fit import karp_flatt as karp_flatt
+    from ._scale import ScalingPoint as ScalingPoint
+    from ._scale import ScalingReport as ScalingReport
+    from ._scale import TimeBreakdown as TimeBreakdown
+    from ._scale import scale as scale
+    from ._workloads import WORKLOADS as WORKLOADS
+    from ._workloads import Workload as Workload
+    from ._workloads import resolve as resolve
+
+# Imported on first use: the command line loads this package for every command.
+_LAZY = {
+    "AmdahlFit": "._fit",
+    "GustafsonFit": "._fit",
+    "fit_amdahl": "._fit",
+    "fit_gustafson": "._fit",
+    "karp_flatt": "._fit",
+    "ScalingPoint": "._scale",
+    "ScalingReport": "._scale",
+    "TimeBreakdown": "._scale",
+    "scale": "._scale",
+    "WORKLOADS": "._workloads",
+    "Workload": "._workloads",
+    "resolve": "._workloads",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightwork.lab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "scale",

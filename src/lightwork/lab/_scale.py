@@ -31,14 +31,12 @@ from .._engine._stats import ExecutorStatistics
 from .._errors import InvalidOptionError
 from .._options import available_cpus, check_backend, check_callable, check_chunksize
 from ._fit import AmdahlFit, GustafsonFit, fit_amdahl, fit_gustafson, karp_flatt
+from ._modes import BASELINE_BACKEND, MODES
 
 if TYPE_CHECKING:
     from .._progress import ProgressBar
 
 __all__ = ["ScalingPoint", "ScalingReport", "TimeBreakdown", "default_worker_counts", "scale"]
-
-MODES = ("strong", "weak")
-BASELINE_BACKEND = "serial"
 
 
 @dataclass(frozen=True)
