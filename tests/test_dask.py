@@ -200,3 +200,20 @@ def test_client_option_uses_an_existing_client_and_leaves_it_open(
         with lightwork.Executor(backend="dask", client=client) as ex:
             assert ex.submit(square, 12).result(timeout=60) == 144
         assert client.status == "running"
+
+
+def total_of(shared: object, offset: int) -> int:
+    return sum(shared.value) + offset  # type: ignore[attr-defined]
+
+
+def test_shared_objects_are_scattered_once(cluster: lightwork.Executor) -> None:
+    import functools
+
+    data = list(range(100_000))
+    with lightwork.share(data) as shared:
+        first = list(cluster.imap(functools.partial(total_of, shared), range(4), chunksize=1))
+        again = cluster.starmap(total_of, [(shared, 10)])
+        backend = cluster._backends["dask"]  # what the executor scattered, for this test only
+        assert len(backend._scattered) == 1
+    assert first == [sum(data) + k for k in range(4)]
+    assert again == [sum(data) + 10]

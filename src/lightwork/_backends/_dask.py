@@ -22,8 +22,10 @@ cannot interrupt a running task.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -55,14 +57,20 @@ def _import_distributed() -> Any:
 
 
 def run_remote(
-    spec: bytes, entropy: int, indices: range, payload: bytes
+    spec: bytes, entropy: int, indices: range, payload: bytes, shared: dict[str, Any]
 ) -> tuple[bytes, float, str, int]:
     """In a Dask worker: run one chunk with the loop every backend shares.
 
     Arguments and results travel pickled: Dask would otherwise walk every item of a list
-    argument looking for its own futures, which costs more than a tiny task.
+    argument looking for its own futures, which costs more than a tiny task. ``shared`` holds
+    the values of the ``lightwork.share`` objects they refer to, which Dask delivered (they
+    were scattered once, as futures).
     """
     import pickle
+
+    for key, value in shared.items():
+        if key not in _remote_shared:
+            _remote_shared[key] = _RemoteShared(value)
 
     from .._engine._tasks import run_chunk
     from ._processes._wire import dumps, encode_error
@@ -127,11 +135,43 @@ class DaskBackend(Backend):
         self._tasks_retried = 0
         self._crashed = 0
         self._watchdog: threading.Thread | None = None
+        # id(Shared) -> (the Shared, the future of its scattered value): kept while we live
+        self._scattered: dict[int, tuple[Any, Any]] = {}
+        self._shared_futures: dict[str, Any] = {}  # key -> future, for the tasks' arguments
+        self._job_shared: dict[int, set[str]] = {}  # job id -> keys its function refers to
 
     def prepare(self, job: Job) -> None:
-        import cloudpickle
+        keys: set[str] = set()
+        job.fn_payload = self._dumps((job.fn, job.options), keys, by_value=True)
+        self._job_shared[job.id] = keys
 
-        job.fn_payload = cloudpickle.dumps((job.fn, job.options), protocol=5)
+    def _dumps(self, obj: Any, keys: set[str], by_value: bool = False) -> bytes:
+        """Pickle for a remote worker; a ``lightwork.share`` object goes by its scattered key,
+        which is added to ``keys``."""
+        if "lightwork._shared" not in sys.modules:  # no Shared object can be in there
+            return cloudpickle_dumps(obj) if by_value else dumps(obj)
+
+        def scatter(shared: Any) -> str:
+            key = self._scatter_shared(shared)
+            keys.add(key)
+            return key
+
+        buffer = io.BytesIO()
+        pickler_class = _ScatteringCloudPickler if by_value else _ScatteringPickler
+        pickler_class(buffer, scatter).dump(obj)
+        return buffer.getvalue()
+
+    def _scatter_shared(self, shared: Any) -> str:
+        """Send a ``lightwork.share`` object's value to the cluster once; its Dask key."""
+        with self._lock:
+            found = self._scattered.get(id(shared))
+            if found is None or found[0] is not shared:
+                # A list is scattered item by item: wrap the value to send it whole.
+                (future,) = self.client.scatter([shared.value], broadcast=True, hash=False)
+                found = self._scattered[id(shared)] = (shared, future)
+                self._shared_futures[future.key] = future
+        key: str = found[1].key
+        return key
 
     def submit(self, attempt: Attempt) -> None:
         if self._closed:
@@ -140,13 +180,15 @@ class DaskBackend(Backend):
         if not job.start():
             return
         limit = job.options.task_timeout
+        keys = set(self._job_shared.get(job.id, ()))
         try:
-            payload = dumps(attempt.args())
+            payload = self._dumps(attempt.args(), keys)
         except Exception as error:
             self._submit_isolated(attempt, error)
             return
+        shared = {key: self._shared_futures[key] for key in keys}  # Dask sends the values
         future = self.client.submit(
-            run_remote, job.fn_payload, job.entropy, attempt.indices(), payload, pure=False
+            run_remote, job.fn_payload, job.entropy, attempt.indices(), payload, shared, pure=False
         )
         deadline = None if limit is None else time.monotonic() + limit * len(attempt)
         with self._lock:
@@ -332,3 +374,66 @@ class DaskBackend(Backend):
 
     def extra_statistics(self) -> tuple[int, int, int]:
         return (self.workers, self._crashed, self._tasks_retried)
+
+
+def cloudpickle_dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(obj, protocol=5)
+    return data
+
+
+def _reduce_shared(obj: Any, scatter: Callable[[Any], str]) -> Any:
+    from .._shared import Shared
+
+    if isinstance(obj, Shared):
+        return remote_shared, (scatter(obj),)
+    return NotImplemented
+
+
+class _ScatteringPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, scatter: Callable[[Any], str]) -> None:
+        super().__init__(file, protocol=5)
+        self._scatter = scatter
+
+    def reducer_override(self, obj: Any) -> Any:
+        return _reduce_shared(obj, self._scatter)
+
+
+def _cloudpickler() -> type:
+    import cloudpickle
+
+    return cloudpickle.Pickler  # type: ignore[no-any-return]
+
+
+class _ScatteringCloudPickler(_cloudpickler()):  # type: ignore[misc]
+    def __init__(self, file: io.BytesIO, scatter: Callable[[Any], str]) -> None:
+        super().__init__(file, protocol=5)
+        self._scatter = scatter
+
+    def reducer_override(self, obj: Any) -> Any:
+        reduced = _reduce_shared(obj, self._scatter)
+        if reduced is NotImplemented:
+            return super().reducer_override(obj)
+        return reduced
+
+
+class _RemoteShared:
+    """A ``lightwork.share`` object on a Dask worker: ``.value`` is the scattered copy."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.closed = False
+
+
+# On a Dask worker: the lightwork.share values run_remote received, by key.
+_remote_shared: dict[str, _RemoteShared] = {}
+
+
+def remote_shared(key: str) -> _RemoteShared:
+    """On a worker: the value run_remote installed before unpickling the task.
+
+    A module-level function, so that pickles refer to it by name: a bound classmethod would
+    travel by value with cloudpickle, globals and all, and see a different registry.
+    """
+    return _remote_shared[key]
