@@ -217,3 +217,11 @@ def test_shared_objects_are_scattered_once(cluster: lightwork.Executor) -> None:
         assert len(backend._scattered) == 1
     assert first == [sum(data) + k for k in range(4)]
     assert again == [sum(data) + 10]
+
+
+def test_the_scaling_lab_runs_on_dask() -> None:
+    from lightwork.lab import scale
+
+    report = scale(square, list(range(200)), max_workers=[1], backends=["dask"], repeat=1)
+    (point,) = report.points
+    assert point.backend == "dask" and point.workers == 1 and point.speedup > 0
