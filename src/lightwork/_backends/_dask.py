@@ -115,7 +115,7 @@ class DaskBackend(Backend):
                         n_workers=max_workers,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=None,
+                        dashboard_address=":0",  # any free port: never clash with another cluster
                     )
                     client = distributed.Client(self._cluster)
                 finally:
