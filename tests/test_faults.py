@@ -24,7 +24,6 @@ from conftest import MakeExecutor
 from tasks import (
     CustomError,
     FailsToUnpickle,
-    NeedsTwoArgs,
     exit_three,
     fail_until,
     hang,
@@ -311,8 +310,3 @@ def concurrent_broken() -> type[BaseException]:
     import concurrent.futures
 
     return concurrent.futures.BrokenExecutor
-
-
-def test_unpicklable_exception_class_still_reports_its_name() -> None:
-    error = NeedsTwoArgs(1, 2)
-    assert str(error) == "1-2"

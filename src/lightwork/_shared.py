@@ -74,7 +74,7 @@ import time
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 from ._errors import InvalidOptionError, LightworkError
 
@@ -386,6 +386,17 @@ class _Handle:
         if self._finalizer is not None:
             self._finalizer()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
     def _live_segment(self) -> _Segment:
         if self.closed:
             raise SharedClosedError(f"{self._describe()} is closed")
@@ -609,17 +620,6 @@ class SharedValue(_Handle, Generic[V]):
             segment.typed[0] = new
             return new
 
-    def __enter__(self) -> SharedValue[V]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __reduce__(self) -> tuple[Callable[[str, str], SharedValue[Any]], tuple[str, str]]:
         self._check_picklable()
         return _attach_value, (self._segment.name, self._typecode)
@@ -772,17 +772,6 @@ class SharedArray(_Handle):
         super().close()
         self._array = None  # our view would keep the memory mapped
 
-    def __enter__(self) -> SharedArray:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __reduce__(
         self,
     ) -> tuple[Callable[[str, tuple[int, ...], Any], SharedArray], tuple[Any, ...]]:
@@ -889,17 +878,6 @@ class Shared(_Handle, Generic[T]):
     def nbytes(self) -> int:
         """The size of the pickled object in shared memory."""
         return self._segment.size
-
-    def __enter__(self) -> Shared[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __reduce__(self) -> tuple[Callable[[str], Shared[Any]], tuple[str]]:
         self._check_picklable()

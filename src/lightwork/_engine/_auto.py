@@ -39,8 +39,6 @@ GIL_HELD_LATENESS = 0.2
 # small int, measured with bench/bench_core.py).
 PROCESS_STARTUP_SECONDS = 0.05
 PROCESS_TASK_OVERHEAD_SECONDS = 0.3e-6
-# Thread hand-off per task, amortized over chunks.
-THREAD_TASK_OVERHEAD_SECONDS = 0.1e-6
 
 
 @dataclass(frozen=True)

@@ -348,17 +348,17 @@ class ProcessBackend(Backend):
                 self._start_all_workers()
             if self._closing and not self._pending and not self._busy():
                 return
-            handles: list[Any] = [self._wake_r]
+            owners: dict[Any, _Worker] = {}  # pipe or sentinel -> its worker
             for worker in self._workers.values():
-                handles += (worker.conn, worker.process.sentinel)
-            for ready in wait(handles, timeout=self._next_check()):
+                owners[worker.conn] = owners[worker.process.sentinel] = worker
+            for ready in wait([self._wake_r, *owners], timeout=self._next_check()):
                 if ready == self._wake_r:
                     os.read(self._wake_r, 4096)
                     self._wake_sent = False
                     continue
-                owner = self._owner(ready)
-                if owner is None:
-                    continue
+                owner = owners.get(ready)
+                if owner is None or owner.number not in self._workers:
+                    continue  # it exited while an earlier handle of this round was handled
                 if ready is owner.conn:
                     self._receive(owner)
                 else:
@@ -373,12 +373,6 @@ class ProcessBackend(Backend):
             for worker in self._workers.values()
             for _, attempt in worker.inflight
         )
-
-    def _owner(self, handle: Any) -> _Worker | None:
-        for worker in self._workers.values():
-            if handle is worker.conn or handle == worker.process.sentinel:
-                return worker
-        return None
 
     def _spawn(self) -> _Worker:
         from ._worker import worker_main
