@@ -225,3 +225,59 @@ def test_the_scaling_lab_runs_on_dask() -> None:
     report = scale(square, list(range(200)), max_workers=[1], backends=["dask"], repeat=1)
     (point,) = report.points
     assert point.backend == "dask" and point.workers == 1 and point.speedup > 0
+
+
+CTRL_C_DRIVER = """
+import sys, time, lightwork
+
+def slow(i):
+    open(f"{sys.argv[1]}/started-{i}", "w").close()
+    time.sleep(60)
+    return i
+
+if __name__ == "__main__":
+    try:
+        if sys.argv[2] == "map":
+            lightwork.map(slow, range(8), backend="dask", max_workers=2, chunksize=1)
+        else:
+            with lightwork.Executor(2, backend="dask") as ex:
+                [f.result() for f in [ex.submit(slow, i) for i in range(4)]]
+    except KeyboardInterrupt:
+        print("STOPPED", time.monotonic(), flush=True)
+        raise
+"""
+
+
+@pytest.mark.parametrize("mode", ["map", "executor"])
+def test_one_ctrl_c_stops_the_local_cluster_within_a_second(tmp_path: Path, mode: str) -> None:
+    import psutil
+
+    script = tmp_path / "driver.py"
+    script.write_text(CTRL_C_DRIVER)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal would give it
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("started-*"))) < 2:  # both Dask workers are in a task
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr
+            time.sleep(0.05)
+        everyone = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, err = process.communicate(timeout=30)
+        stopped = float(out.split("STOPPED")[1].split()[0])
+        assert stopped - sent < 1.0, "KeyboardInterrupt reached the caller late"
+        assert err.count("KeyboardInterrupt") == 1, err
+        assert process.returncode != 0
+        end = time.monotonic() + 5
+        while any(psutil.pid_exists(pid) for pid in everyone) and time.monotonic() < end:
+            time.sleep(0.05)
+        left = [pid for pid in everyone if psutil.pid_exists(pid)]
+        assert left == [], "Dask processes left behind after Ctrl-C"
+    finally:
+        process.kill()
