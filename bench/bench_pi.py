@@ -300,8 +300,9 @@ def section_c(cfg: dict, markdown: bool) -> tuple[Table, float]:
     if first_line:
         table.notes.append("lightwork pi printed: " + " / ".join(first_line))
     table.notes.append(
-        "--samples 1 is interpreter start-up, imports, starting the forkserver and 2 workers, "
-        "NumPy's import in each worker, and shutdown: what 1e8 samples cost beyond it is "
+        "--samples 1 is interpreter start-up, imports (NumPy's ~100 ms included), backend "
+        "auto's probe, starting the pool it picks (threads for this kernel) and shutdown: "
+        "what 1e8 samples cost beyond it is "
         f"{fmt_s(m['cli'] - m['fixed'])}"
     )
     return table, ratio

@@ -149,3 +149,22 @@ def test_python_dash_m_lightwork_runs() -> None:
         check=True,
     )
     assert "samples/s on 2 processes" in out.stdout
+
+
+def test_pi_and_bbp_runs_leave_the_lab_unimported() -> None:
+    code = (
+        "import sys\n"
+        "from lightwork._cli import main\n"
+        "main(['pi', '--samples', '1e4', '--backend', 'serial'])\n"
+        "main(['bbp', '--position', '0', '--digits', '4', '--backend', 'serial'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lightwork.lab')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(command in listed for command in ("pi", "bbp", "scale", "bench"))

@@ -47,7 +47,9 @@ def _workers(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lab: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``lab=False`` leaves out ``scale`` and ``bench``, whose modules take
+    ~15 ms to import: a ``pi`` or ``bbp`` run does not pay for them."""
     parser = argparse.ArgumentParser(
         prog="lightwork",
         description="Many hands make light work: parallel Python, measured.",
@@ -78,12 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pool_options(bbp)
     bbp.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from .lab import _cli as lab_cli
+    if lab:
+        from .lab import _bench
+        from .lab import _cli as lab_cli
 
-    lab_cli.add_parser(commands)
-    from .lab import _bench
-
-    _bench.add_parser(commands)
+        lab_cli.add_parser(commands)
+        _bench.add_parser(commands)
     return parser
 
 
@@ -95,7 +97,9 @@ def _add_pool_options(parser: argparse.ArgumentParser, default_backend: str = "p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    args = build_parser(lab=command not in ("pi", "bbp")).parse_args(arguments)
     try:
         if args.command == "pi":
             return _pi(args)

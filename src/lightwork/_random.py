@@ -12,7 +12,6 @@ in its slot (``run_chunk``).
 
 from __future__ import annotations
 
-import hashlib
 import random as _stdlib_random
 import threading
 from contextvars import ContextVar
@@ -134,6 +133,8 @@ def random() -> _stdlib_random.Random:
     cached = task_context.cached_random
     if cached is not None and cached[0] == entropy and cached[1] == index:
         return cached[2]
+    import hashlib  # here, not at the top: it loads OpenSSL (3 ms), which few runs need
+
     digest = hashlib.blake2b(f"lightwork:{entropy}:{index}".encode(), digest_size=32).digest()
     generator = _stdlib_random.Random(int.from_bytes(digest, "little"))
     task_context.cached_random = (entropy, index, generator)
