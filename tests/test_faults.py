@@ -165,9 +165,11 @@ def test_fault_costs_only_its_task(make_process_executor: MakeExecutor, fault: s
             list(ex.imap(task, items, chunksize=5, **call_options))
 
 
-def test_killed_worker_task_is_retried_once(
+def test_killed_worker_chunk_is_rerun_task_by_task(
     make_process_executor: MakeExecutor, tmp_path: Path
 ) -> None:
+    # A chunk of several tasks runs with no per-task bookkeeping, so the supervisor does not
+    # know which of them the worker died in: it re-runs them one by one, charging none.
     marker = str(tmp_path / "killed")
     with make_process_executor() as ex:
         items = [(x, marker if x == 5 else str(tmp_path / "never")) for x in range(10)]
@@ -176,9 +178,47 @@ def test_killed_worker_task_is_retried_once(
                 Path(path).touch()
         assert list(ex.imap(kill_once, items, chunksize=3)) == [x * 10 for x in range(10)]
         stats = ex.statistics()
-    assert stats.tasks_retried == 1
+    assert stats.tasks_retried == 0  # task 5 died once, in a chunk: no retry of its own used
     assert stats.workers_crashed == 1
     assert stats.workers_started == 3  # two, and one replacement
+    assert stats.chunks_done == 3 + 3  # chunks 0-2, 6-8, 9, and 3, 4, 5 one by one
+
+
+def test_killed_worker_single_task_is_charged_one_retry(
+    make_process_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    marker = str(tmp_path / "killed")
+    with make_process_executor() as ex:
+        assert ex.submit(kill_once, (4, marker)).result(timeout=60) == 40
+        stats = ex.statistics()
+    assert stats.tasks_retried == 1 and stats.workers_crashed == 1
+
+
+def test_deterministic_crash_in_a_chunk_is_found_and_charged(
+    make_process_executor: MakeExecutor,
+) -> None:
+    with make_process_executor(retries=1) as ex:
+        results = list(ex.imap(at_two(kill_self), range(6), chunksize=6, return_exceptions=True))
+        stats = ex.statistics()
+    assert results[:2] == [0, 1] and results[3:] == [3, 4, 5]
+    assert isinstance(results[2], lightwork.WorkerCrashedError)
+    assert "while running task 2" in str(results[2]) and "after 2 attempts" in str(results[2])
+    # Once in the chunk (uncharged), then alone: the first try and the one retry.
+    assert stats.workers_crashed == 3 and stats.tasks_retried == 1
+
+
+def test_with_no_retries_a_killed_task_is_not_run_again(
+    make_process_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    # retries=0 promises no second run: the worker names each task as it starts it, so a
+    # death is charged to the task that died, and only the others are re-run.
+    marker = str(tmp_path / "killed")
+    items = [(x, marker if x == 4 else os.devnull) for x in range(8)]
+    with make_process_executor(retries=0) as ex:
+        results = list(ex.imap(kill_once, items, chunksize=8, return_exceptions=True))
+    assert results[:4] == [0, 10, 20, 30] and results[5:] == [50, 60, 70]
+    assert isinstance(results[4], lightwork.WorkerCrashedError)
+    assert "while running task 4" in str(results[4])
 
 
 def test_crash_out_of_retries_names_task_pid_signal_and_attempts(

@@ -126,3 +126,33 @@ def test_a_retried_task_sees_its_stream_from_the_start() -> None:
         draw_then_fail_once, [0], backend="serial", seed=8, retries=1, retry_on=Flaky
     )
     assert retried == lightwork.map(draw_python, [0], backend="serial", seed=8)[0]
+
+
+def draw_then_fail_once_at_three(x: int) -> float:
+    return draw_then_fail_once(x) if x == 3 else draw_python(x)
+
+
+def test_streams_stay_with_their_tasks_around_a_failure_inside_a_chunk() -> None:
+    # A chunk runs its tasks in one C-level map; after task 3 fails and is retried in place,
+    # the map resumes at task 4, and every task still draws from its own stream.
+    _attempts.clear()
+    with lightwork.Executor(1, backend="threads") as ex:
+        drawn = list(
+            ex.imap(draw_then_fail_once_at_three, range(8), chunksize=8, seed=4, retry_on=Flaky)
+        )
+        _attempts.clear()
+        failed = list(
+            ex.imap(
+                draw_then_fail_once_at_three,
+                range(8),
+                chunksize=8,
+                seed=4,
+                retries=0,
+                retry_on=Flaky,
+                return_exceptions=True,
+            )
+        )
+    _attempts.clear()
+    expected = lightwork.map(draw_python, range(8), backend="serial", seed=4, chunksize=1)
+    assert drawn == expected
+    assert isinstance(failed[3], Flaky) and failed[:3] + failed[4:] == expected[:3] + expected[4:]

@@ -12,8 +12,10 @@ in its slot (``run_chunk``).
 
 from __future__ import annotations
 
+import operator
 import random as _stdlib_random
 import threading
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -30,6 +32,10 @@ __all__ = ["random", "rng", "task_context"]
 # supervisor reads; other threads use a private one. Doubles hold task indices exactly to 2**53.
 SLOT_SERIAL, SLOT_INDEX, SLOT_STARTED = range(3)
 SLOT_SIZE = 3
+# slot[SLOT_INDEX] outside any task, and while a chunk of several untimed tasks runs: then only
+# the running thread knows which task it is in (its cursor), at no cost per task.
+NO_TASK = -1
+IN_CHUNK = -2
 
 
 Slot: TypeAlias = "memoryview[float]"  # a task slot, as the engine and the supervisor see it
@@ -37,7 +43,7 @@ Slot: TypeAlias = "memoryview[float]"  # a task slot, as the engine and the supe
 
 def new_slot() -> Slot:
     slot: Slot = memoryview(bytearray(8 * SLOT_SIZE)).cast("d")
-    slot[SLOT_INDEX] = -1
+    slot[SLOT_INDEX] = NO_TASK
     return slot
 
 
@@ -45,7 +51,10 @@ class _TaskContext(threading.local):
     """Which task this thread is running: set by the engine, read by rng() and random()."""
 
     entropy: int | None = None  # the running job's entropy; None outside a task
-    slot: Slot | None = None  # slot[SLOT_INDEX] is the running task's index
+    slot: Slot | None = None  # slot[SLOT_INDEX] is the running task's index, or IN_CHUNK
+    # With IN_CHUNK: (index of the chunk's first task, its task count, the iterator over its
+    # arguments that the chunk's map pulls from): the running task is the one last pulled.
+    cursor: tuple[int, int, Iterator[Any]] | None = None
     private_slot: Slot | None = None
     # (entropy, index, generator): rng() returns the same generator within one task.
     cached_numpy: tuple[int, int, Any] | None = None
@@ -53,14 +62,14 @@ class _TaskContext(threading.local):
 
     def enter(self, entropy: int, slot: Slot) -> tuple[Any, ...]:
         """Start running a chunk of a job: streams start afresh, even for a repeated seed."""
-        saved = (self.entropy, self.slot, self.cached_numpy, self.cached_random)
-        self.entropy, self.slot = entropy, slot
+        saved = (self.entropy, self.slot, self.cursor, self.cached_numpy, self.cached_random)
+        self.entropy, self.slot, self.cursor = entropy, slot, None
         self.cached_numpy = self.cached_random = None
         return saved
 
     def leave(self, saved: tuple[Any, ...]) -> None:
         """Back to the enclosing task, if any (a task may run a nested map)."""
-        self.entropy, self.slot, self.cached_numpy, self.cached_random = saved
+        self.entropy, self.slot, self.cursor, self.cached_numpy, self.cached_random = saved
 
     def restart_task(self) -> None:
         """A task runs again (a retry): its stream restarts, as on a first attempt."""
@@ -83,12 +92,16 @@ def _current_task() -> tuple[int, int]:
     if in_coroutine is not None:
         return in_coroutine
     entropy, slot = task_context.entropy, task_context.slot
-    if entropy is None or slot is None or slot[SLOT_INDEX] < 0:
+    index = NO_TASK if slot is None else int(slot[SLOT_INDEX])
+    if index == IN_CHUNK and task_context.cursor is not None:
+        first, count, arguments = task_context.cursor
+        index = first + count - operator.length_hint(arguments) - 1
+    if entropy is None or index < 0:
         raise LightworkError(
             "lightwork.rng() and lightwork.random() give a task its own random stream, so they "
             "are only available inside a task run by lightwork (map, imap, starmap, submit)"
         )
-    return entropy, int(slot[SLOT_INDEX])
+    return entropy, index
 
 
 def rng() -> np.random.Generator:

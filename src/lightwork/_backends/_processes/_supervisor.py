@@ -6,7 +6,9 @@
                                                                           <-RESULT-- (slot: which
     chunk.resolve() <----------------------------------------  on result            task runs)
                                           on sentinel: the worker died: requeue the unfinished
-                                          positions, charge the task it held, start a replacement
+                                          positions, charge the task it held (when its slot
+                                          names one; else re-run them one by one), start a
+                                          replacement
 
 Only the supervisor thread touches workers, their in-flight attempts and the spec caches; other
 threads append to ``_pending`` and write a byte to the wake pipe. The supervisor sleeps in
@@ -474,11 +476,13 @@ class ProcessBackend(Backend):
     def _send(self, worker: _Worker, attempt: Attempt) -> None:
         job = attempt.chunk.job
         serial = next(self._serials)
-        timed = job.options.task_timeout is not None
+        # Deadlines need each task's start in the slot; retries=0 needs each death charged to
+        # the task that died, not found by running the chunk's tasks again (see run_chunk).
+        per_task = job.options.task_timeout is not None or job.options.retries == 0
         try:
             self._send_spec(worker, job)
             worker.conn.send(
-                (_wire.RUN, serial, job.spec_id, job.entropy, attempt.indices(), timed)
+                (_wire.RUN, serial, job.spec_id, job.entropy, attempt.indices(), per_task)
             )
             assert attempt.payload is not None
             worker.conn.send_bytes(attempt.payload)
@@ -633,7 +637,9 @@ class ProcessBackend(Backend):
         if slot_serial != serial:
             requeue.append(attempt)  # it died between attempts: nobody is to blame
         elif slot_position < 0 and len(attempt) > 1:
-            # It died unpickling the arguments: find out which task's arguments, one by one.
+            # It died unpickling the arguments, or somewhere in a chunk run without per-task
+            # bookkeeping (IN_CHUNK): re-run its tasks one by one, charging none of them; the
+            # one at fault dies again, alone, and is charged then.
             requeue += [Attempt(chunk, p, p + 1) for p in range(attempt.lo, attempt.hi)]
         else:
             position = max(slot_position, attempt.lo)

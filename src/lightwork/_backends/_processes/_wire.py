@@ -2,10 +2,10 @@
 
 Parent to worker, each a pickled tuple (``RUN`` is followed by its payload as raw bytes):
 
-    (SPEC, spec_id, cloudpickled (fn, RunOptions))   a function and its options, once per worker
-    (DROP, spec_id)                                  forget a spec (the parent's cache evicted it)
-    (RUN, serial, spec_id, entropy, indices, timed)  then the pickled list of the tasks' arguments
-    (STOP,)                                          finish and exit
+    (SPEC, spec_id, cloudpickled (fn, RunOptions))      a function and its options, once
+    (DROP, spec_id)                                     forget a spec (evicted from the cache)
+    (RUN, serial, spec_id, entropy, indices, per_task)  then the tasks' pickled arguments
+    (STOP,)                                             finish and exit
 
 Worker to parent, each a fixed header then a pickled payload:
 

@@ -1,8 +1,9 @@
 """The worker process's main loop.
 
     supervisor --SPEC--> worker: unpickle fn once, keep it by spec id
-    supervisor --RUN + payload--> worker: slot <- serial; unpickle args; run_chunk() writing the
-        running position (and its start time) into the slot; pickle results --RESULT--> supervisor
+    supervisor --RUN + payload--> worker: slot <- serial; unpickle args; run_chunk() writing
+        into the slot which task runs (per chunk, or per task with its start time when the job
+        needs it); pickle results --RESULT--> supervisor
 
 A worker ignores SIGINT, so a Ctrl-C in a terminal (which signals the whole process group) is
 handled once, by the parent, which then terminates the workers. A watcher thread exits the
@@ -121,7 +122,7 @@ def _run(
     A function of its own so that the attempt's arguments and results (a large array's
     mapping, say) are released as soon as it returns, not kept until the next message.
     """
-    _, serial, _, entropy, indices, timed = message
+    _, serial, _, entropy, indices, per_task = message
     slot[SLOT_SERIAL] = serial
     slot[SLOT_INDEX] = -1
     payload = conn.recv_bytes()
@@ -135,7 +136,7 @@ def _run(
         return
     deserialize += time.perf_counter() - started
     job = Job(spec.fn, spec.options, entropy)
-    values, errors, compute = run_chunk(job, indices, args, slot, timed)
+    values, errors, compute = run_chunk(job, indices, args, slot, per_task)
     encoded = {position: encode_error(e) for position, e in errors.items()}
     _send(conn, RESULT, serial, compute, deserialize, 0.0, idle, (values, encoded))
 
