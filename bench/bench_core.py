@@ -616,6 +616,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    import _measure
+
+    _measure.compile_lightwork()  # sections b and e time interpreter starts: see its docstring
     cfg = dict(QUICK if args.quick else FULL)
     for key in cfg:
         if getattr(args, key) is not None:

@@ -350,6 +350,7 @@ def section_d(cfg: dict, markdown: bool) -> tuple[Table, bool]:
 
 def main() -> int:
     args = _measure.parse_args(__doc__)
+    _measure.compile_lightwork()  # (c) times `lightwork pi` from start-up: see its docstring
     cfg = dict(QUICK if args.quick else FULL)
     if args.rounds:
         for key in ("a_rounds", "b_rounds", "b_python_rounds", "c_rounds"):
