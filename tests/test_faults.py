@@ -165,11 +165,12 @@ def test_fault_costs_only_its_task(make_process_executor: MakeExecutor, fault: s
             list(ex.imap(task, items, chunksize=5, **call_options))
 
 
-def test_killed_worker_chunk_is_rerun_task_by_task(
+def test_killed_worker_chunk_is_rerun_without_charging_a_retry(
     make_process_executor: MakeExecutor, tmp_path: Path
 ) -> None:
     # A chunk of several tasks runs with no per-task bookkeeping, so the supervisor does not
-    # know which of them the worker died in: it re-runs them one by one, charging none.
+    # know which of them the worker died in: it re-runs the chunk naming each task, charging
+    # none.
     marker = str(tmp_path / "killed")
     with make_process_executor() as ex:
         items = [(x, marker if x == 5 else str(tmp_path / "never")) for x in range(10)]
@@ -181,7 +182,7 @@ def test_killed_worker_chunk_is_rerun_task_by_task(
     assert stats.tasks_retried == 0  # task 5 died once, in a chunk: no retry of its own used
     assert stats.workers_crashed == 1
     assert stats.workers_started == 3  # two, and one replacement
-    assert stats.chunks_done == 3 + 3  # chunks 0-2, 6-8, 9, and 3, 4, 5 one by one
+    assert stats.chunks_done == 4  # 0-2, 6-8, 9, and 3-5 once (its first run died)
 
 
 def test_killed_worker_single_task_is_charged_one_retry(

@@ -135,13 +135,23 @@ class Chunk:
 class Attempt:
     """Positions ``lo .. hi`` of a chunk, sent to one worker."""
 
-    __slots__ = ("chunk", "hi", "lo", "payload")
+    __slots__ = ("chunk", "hi", "lo", "payload", "per_task")
 
-    def __init__(self, chunk: Chunk, lo: int, hi: int, payload: bytes | None = None) -> None:
+    def __init__(
+        self,
+        chunk: Chunk,
+        lo: int,
+        hi: int,
+        payload: bytes | None = None,
+        per_task: bool = False,
+    ) -> None:
         self.chunk = chunk
         self.lo = lo
         self.hi = hi
         self.payload = payload  # the pickled args[lo:hi], made by whoever sliced it
+        # Name each task in the worker's slot as it starts (see run_chunk): set on the re-run
+        # of an attempt whose worker died somewhere in it, to find the task at fault.
+        self.per_task = per_task
 
     def __len__(self) -> int:
         return self.hi - self.lo
@@ -241,10 +251,11 @@ def run_chunk(
 
     ``slot`` says which task runs, for ``lightwork.rng()`` and, for a process worker whose slot
     is shared memory, for the supervisor when the worker dies. By default a chunk of several
-    tasks writes it once (``IN_CHUNK``: a death is then narrowed down by re-running the chunk's
-    tasks one by one) and a one-task chunk writes its index. With ``per_task``, each task's
-    start time and index are written: ``task_timeout`` needs them, and so does ``retries=0``,
-    where a death must be charged to the task that died without running it again.
+    tasks writes it once (``IN_CHUNK``: after a death the supervisor re-runs the chunk with
+    ``per_task``, which finds the task at fault) and a one-task chunk writes its index. With
+    ``per_task``, each task's start time and index are written before it runs: that re-run
+    needs them, so do ``task_timeout`` and ``retries=0`` (where a death must be charged to the
+    task that died without running it again).
     """
     values: list[Any] = []
     errors: dict[int, BaseException] = {}

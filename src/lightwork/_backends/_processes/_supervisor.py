@@ -7,7 +7,7 @@
     chunk.resolve() <----------------------------------------  on result            task runs)
                                           on sentinel: the worker died: requeue the unfinished
                                           positions, charge the task it held (when its slot
-                                          names one; else re-run them one by one), start a
+                                          names one; else re-run them naming each), start a
                                           replacement
 
 Only the supervisor thread touches workers, their in-flight attempts and the spec caches; other
@@ -55,7 +55,7 @@ from ..._errors import (
 from ..._random import Slot
 from .._base import Backend
 from . import _wire
-from ._wire import HEADER, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
+from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 # A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.
 PREFETCH_MAX_BYTES = 32 * 1024
@@ -478,7 +478,8 @@ class ProcessBackend(Backend):
         serial = next(self._serials)
         # Deadlines need each task's start in the slot; retries=0 needs each death charged to
         # the task that died, not found by running the chunk's tasks again (see run_chunk).
-        per_task = job.options.task_timeout is not None or job.options.retries == 0
+        options = job.options
+        per_task = options.task_timeout is not None or options.retries == 0 or attempt.per_task
         try:
             self._send_spec(worker, job)
             worker.conn.send(
@@ -636,10 +637,13 @@ class ProcessBackend(Backend):
         slot_position = slot_index - chunk.indices.start if slot_index >= 0 else -1
         if slot_serial != serial:
             requeue.append(attempt)  # it died between attempts: nobody is to blame
+        elif slot_index == IN_CHUNK:
+            # It died somewhere in a chunk run without per-task bookkeeping: run the same
+            # tasks again, naming each in the slot, charging none of them now; the one at
+            # fault dies again and is charged then.
+            requeue.append(Attempt(chunk, attempt.lo, attempt.hi, attempt.payload, per_task=True))
         elif slot_position < 0 and len(attempt) > 1:
-            # It died unpickling the arguments, or somewhere in a chunk run without per-task
-            # bookkeeping (IN_CHUNK): re-run its tasks one by one, charging none of them; the
-            # one at fault dies again, alone, and is charged then.
+            # It died unpickling the arguments: find out which task's arguments, one by one.
             requeue += [Attempt(chunk, p, p + 1) for p in range(attempt.lo, attempt.hi)]
         else:
             position = max(slot_position, attempt.lo)
@@ -649,7 +653,8 @@ class ProcessBackend(Backend):
             if used < chunk.job.options.retries:
                 chunk.retries_used[position] = used + 1
                 self._tasks_retried += 1
-                requeue.append(Attempt(chunk, position, attempt.hi))
+                # Still naming each task: if this one dies again, it is charged at once.
+                requeue.append(Attempt(chunk, position, attempt.hi, per_task=True))
             else:
                 chunk.fail(position, self._death_error(worker, chunk, position))
                 if position + 1 < attempt.hi:

@@ -25,9 +25,9 @@ from typing import Any
 
 from ..._engine._tasks import format_remote
 from ..._errors import RemoteTraceback, SerializationError
-from ..._random import SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED, Slot
+from ..._random import IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED, Slot
 
-__all__ = ["SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
+__all__ = ["IN_CHUNK", "SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 
 SPEC, DROP, RUN, STOP = range(4)
 RESULT, BAD_INPUT, INIT_FAILED, READY = range(4)
