@@ -201,9 +201,9 @@ def section_b(cfg: dict) -> tuple[Table, float]:
         f"reaches {efficiency / ceiling:.3f} of what the machine allows"
     )
     table.notes.append(
-        "the LocalClusters are lightwork's own (no client= given): Dask's defaults except "
-        "MALLOC_TRIM_THRESHOLD_ unset in the workers and worker-saturation=inf (why: the "
-        "docstring of lightwork._backends._dask._start_local_cluster)"
+        "the LocalClusters are lightwork's own (no client= given), with the few settings "
+        "that differ from Dask's defaults listed, with their reasons, in the docstring of "
+        "lightwork._backends._dask._start_local_cluster"
     )
     table.notes.append(
         f"{cfg['b_rounds']} rounds; seed={SEED}: inside counts on 1 and 2 workers "

@@ -61,7 +61,7 @@ def _import_distributed() -> Any:
 def _start_local_cluster(distributed: Any, workers: int) -> Any:
     """A ``LocalCluster`` of ``workers`` processes with one thread each, tuned for lightwork.
 
-    Two of Dask's defaults are changed, for this cluster only (a cluster you start yourself
+    Some of Dask's defaults are changed, for this cluster only (a cluster you start yourself
     keeps yours):
 
     * ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment, which Dask sets so that
@@ -75,6 +75,11 @@ def _start_local_cluster(distributed: Any, workers: int) -> Any:
     * the workers' statistical profiler (``distributed.worker.profile``, which feeds the
       dashboard's Profile page) is off: sampling the task thread every 10 ms, it slowed the
       Monte Carlo kernel in stretches to 210 M samples/s instead of 340.
+    * the event loops' health tick runs every second instead of every 20 ms, and the system
+      monitor (the dashboard's CPU and memory plots) every 2 s instead of 0.5 s: at rest the
+      scheduler's process then spends 13 ms of CPU a second instead of 33, taken from the
+      cores the workers compute on. (The memory monitor that pauses or spills a worker keeps
+      its own 100 ms interval.)
 
     LocalCluster also writes its workers' variables into this process's own environment,
     where they would reach every process started later; the environment is put back.
@@ -93,6 +98,8 @@ def _start_local_cluster(distributed: Any, workers: int) -> Any:
                 "distributed.nanny.pre-spawn-environ": spawn_environment,
                 "distributed.scheduler.worker-saturation": float("inf"),
                 "distributed.worker.profile.enabled": False,
+                "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "2s",
             }
         ):
             return distributed.LocalCluster(
