@@ -76,3 +76,16 @@ def test_policy_adapts_when_tasks_get_slower() -> None:
     for _ in range(10):
         sizer.record(tasks=10, seconds=0.1)
     assert sizer.next_size() < fast / 100
+
+
+def test_a_costly_dispatch_sends_one_task_per_worker_until_a_chunk_is_measured() -> None:
+    sizer = ChunkSizer(workers=2, total=1000, dispatch_seconds=0.01)
+    assert [sizer.next_size(1000, in_flight=n) for n in (0, 1)] == [1, 1]
+    assert sizer.next_size(998, in_flight=2) == 0  # a round trip per guess: wait instead
+    sizer.record(tasks=1, seconds=0.05)  # 50 ms a task: long enough to trust
+    assert sizer.next_size(998, in_flight=2) == 4  # 20 dispatches of work, 0.2 s
+
+
+def test_a_cheap_dispatch_never_waits_for_a_measurement() -> None:
+    sizer = ChunkSizer(workers=2)
+    assert all(sizer.next_size(in_flight=n) > 0 for n in range(10))
