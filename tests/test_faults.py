@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -351,3 +353,21 @@ def concurrent_broken() -> type[BaseException]:
     import concurrent.futures
 
     return concurrent.futures.BrokenExecutor
+
+
+def test_a_main_module_without_a_main_guard_fails_fast_and_says_why(tmp_path: Path) -> None:
+    # Under forkserver (the default) and spawn, each worker imports the main module; if that
+    # starts a pool as it is imported, workers must not try to start workers of their own.
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "import lightwork\n"
+        "def square(x):\n    return x * x\n"
+        "print(lightwork.map(square, range(4), max_workers=2))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    last = done.stderr.strip().splitlines()[-2]  # the error; the note naming the task follows
+    assert last.startswith("lightwork._errors.WorkerCrashedError") and "__main__" in last
+    assert "worker is importing your main module" in done.stderr  # each worker's own reason

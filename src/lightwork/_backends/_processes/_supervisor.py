@@ -120,6 +120,15 @@ class ProcessBackend(Backend):
         max_tasks_per_worker: int | None = None,
         start_method: str | None = None,
     ) -> None:
+        if getattr(multiprocessing.process.current_process(), "_inheriting", False):
+            # This is a worker re-importing the main module (spawn, forkserver), and the main
+            # module starts a pool as it is imported: without this, every worker would try to
+            # start workers of its own and die with a traceback from deep in multiprocessing.
+            raise LightworkError(
+                "a lightwork worker is importing your main module, which starts a process "
+                "pool at import time: put the code that runs lightwork under "
+                "`if __name__ == '__main__':`"
+            )
         self.workers = max_workers
         self.start_method = start_method or default_start_method()
         self._context: Any = multiprocessing.get_context(self.start_method)
@@ -615,11 +624,18 @@ class ProcessBackend(Backend):
             worker.inflight.clear()
             self._startup_deaths += 1
             if self._startup_deaths >= MAX_STARTUP_DEATHS:
+                exitcode = worker.process.exitcode
+                hint = ""
+                if exitcode == 1 and self.start_method != "fork":
+                    hint = (
+                        "; a worker that exits with code 1 as it starts usually failed to "
+                        "import your main module (its traceback is above): code that starts "
+                        "a pool belongs under `if __name__ == '__main__':`"
+                    )
                 self._break(
                     WorkerCrashedError(
                         f"{MAX_STARTUP_DEATHS} workers in a row died before running any task "
-                        f"(the last: pid {worker.process.pid}, "
-                        f"{_describe_exit(worker.process.exitcode)})"
+                        f"(the last: pid {worker.process.pid}, {_describe_exit(exitcode)})" + hint
                     )
                 )
             return
