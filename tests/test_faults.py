@@ -371,3 +371,25 @@ def test_a_main_module_without_a_main_guard_fails_fast_and_says_why(tmp_path: Pa
     last = done.stderr.strip().splitlines()[-2]  # the error; the note naming the task follows
     assert last.startswith("lightwork._errors.WorkerCrashedError") and "__main__" in last
     assert "worker is importing your main module" in done.stderr  # each worker's own reason
+
+
+def test_a_function_the_workers_cannot_import_fails_each_task_clearly(
+    make_process_executor: MakeExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The function goes by reference (its module is importable here), but the module is gone
+    # by the time the workers look for it.
+    (tmp_path / "vanishing.py").write_text("def twice(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vanishing  # type: ignore[import-not-found]
+
+    (tmp_path / "vanishing.py").unlink()  # imported here already: only the workers miss it
+    with make_process_executor() as ex:
+        results = list(ex.imap(vanishing.twice, range(3), return_exceptions=True))
+        assert ex.submit(abs, -3).result(timeout=30) == 3  # the executor stays usable
+    for index, result in enumerate(results):
+        assert isinstance(result, lightwork.SerializationError)
+        assert re.search(
+            rf"task {index}: the function could not be unpickled in the worker: .*vanishing",
+            str(result),
+            re.S,
+        ), str(result)

@@ -555,13 +555,14 @@ class ProcessBackend(Backend):
         counters.idle += idle
         chunk = attempt.chunk
         if kind == _wire.BAD_INPUT:
-            self._isolate(attempt, "could not be unpickled in the worker: " + pickle.loads(payload))
+            what, text = pickle.loads(payload)
+            self._isolate(attempt, what, "could not be unpickled in the worker: " + text)
             self._maybe_retire(worker)
             return
         try:
             values, encoded = pickle.loads(payload)
         except Exception as error:
-            self._isolate(attempt, f"could not be unpickled in the parent: {error!r}")
+            self._isolate(attempt, "data", f"could not be unpickled in the parent: {error!r}")
         else:
             chunk.job.measured(len(values), compute)
             errors = {attempt.lo + p: _wire.decode_error(e) for p, e in encoded.items()}
@@ -570,19 +571,16 @@ class ProcessBackend(Backend):
             chunk.resolve(attempt.lo, values, errors)
         self._maybe_retire(worker)
 
-    def _isolate(self, attempt: Attempt, problem: str) -> None:
-        """A payload failed to unpickle: re-run its tasks singly to find the one at fault."""
+    def _isolate(self, attempt: Attempt, what: str, problem: str) -> None:
+        """``what`` ("data" or "the function") failed to unpickle: re-run the attempt's tasks
+        singly to find the one at fault."""
         chunk = attempt.chunk
         if len(attempt) > 1:
             for position in reversed(range(attempt.lo, attempt.hi)):
                 self._pending.appendleft(Attempt(chunk, position, position + 1))
             return
         index = chunk.indices[attempt.lo]
-        what = "the function" if "function could not be unpickled" in problem else "data"
-        chunk.fail(
-            attempt.lo,
-            SerializationError(f"task {index}: {what} {problem}"),
-        )
+        chunk.fail(attempt.lo, SerializationError(f"task {index}: {what} {problem}"))
 
     def _maybe_retire(self, worker: _Worker) -> None:
         if worker.retiring and not worker.inflight:

@@ -43,10 +43,10 @@ PARENT_CHECK_SECONDS = 0.5
 
 
 class _BrokenSpec:
-    """Stands for a function that could not be unpickled here; its tasks get this message."""
+    """Stands for a function that could not be unpickled here: why, for each of its tasks."""
 
-    def __init__(self, message: str) -> None:
-        self.message = message
+    def __init__(self, traceback_text: str) -> None:
+        self.traceback_text = traceback_text
 
 
 def worker_main(
@@ -104,9 +104,7 @@ def _load_spec(data: bytes) -> Job | _BrokenSpec:
         fn, options = pickle.loads(data)
         return Job(fn, options, 0)
     except BaseException as error:
-        return _BrokenSpec(
-            "the function could not be unpickled in the worker:\n" + format_remote(error)
-        )
+        return _BrokenSpec(format_remote(error))
 
 
 def _run(
@@ -127,12 +125,14 @@ def _run(
     slot[SLOT_INDEX] = -1
     payload = conn.recv_bytes()
     started = time.perf_counter()
+    if isinstance(spec, _BrokenSpec):
+        culprit = ("the function", spec.traceback_text)
+        _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, culprit)
+        return
     try:
-        if isinstance(spec, _BrokenSpec):
-            raise RuntimeError(spec.message)
         args = pickle.loads(payload)
     except BaseException as error:
-        _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, format_remote(error))
+        _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, ("data", format_remote(error)))
         return
     deserialize += time.perf_counter() - started
     job = Job(spec.fn, spec.options, entropy)
