@@ -281,3 +281,15 @@ def test_one_ctrl_c_stops_the_local_cluster_within_a_second(tmp_path: Path, mode
         assert left == [], "Dask processes left behind after Ctrl-C"
     finally:
         process.kill()
+
+
+def test_terminate_kills_our_workers_and_leaves_the_environment_alone() -> None:
+    before = dict(os.environ)
+    ex = lightwork.Executor(1, backend="dask")
+    futures = [ex.submit(hang, 30) for _ in range(2)]  # the cluster starts in submit()
+    time.sleep(1.0)  # the first is running on the only worker
+    started = time.monotonic()
+    ex.terminate()
+    assert time.monotonic() - started < 5
+    assert all(f.cancelled() or f.done() for f in futures)
+    assert dict(os.environ) == before  # no nanny restarted a worker and wrote its variables

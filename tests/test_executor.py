@@ -282,3 +282,18 @@ def test_start_raises_when_the_initializer_fails(make_executor: MakeExecutor) ->
             return  # the serial backend runs the initializer with the first task
         with pytest.raises(lightwork.WorkerInitializationError):
             ex.start()
+
+
+def stops_at_three(x: int) -> int:
+    if x == 3:
+        raise StopIteration("a task's own StopIteration")
+    return x
+
+
+def test_a_task_raising_stopiteration_fails_that_task_only(make_executor: MakeExecutor) -> None:
+    # A bare map would take the StopIteration for the end of its input and drop the rest.
+    with make_executor() as ex:
+        results = list(ex.imap(stops_at_three, range(8), chunksize=8, return_exceptions=True))
+    assert results[:3] == [0, 1, 2] and results[4:] == [4, 5, 6, 7]
+    assert isinstance(results[3], StopIteration)
+    assert "lightwork: raised by task 3" in getattr(results[3], "__notes__", [])

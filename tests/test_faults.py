@@ -205,7 +205,8 @@ def test_deterministic_crash_in_a_chunk_is_found_and_charged(
         stats = ex.statistics()
     assert results[:2] == [0, 1] and results[3:] == [3, 4, 5]
     assert isinstance(results[2], lightwork.WorkerCrashedError)
-    assert "while running task 2" in str(results[2]) and "after 2 attempts" in str(results[2])
+    assert "while running task 2" in str(results[2])
+    assert "after 2 attempts, and 1 more in its chunk before it was identified" in str(results[2])
     # Once in the chunk (uncharged), then alone: the first try and the one retry.
     assert stats.workers_crashed == 3 and stats.tasks_retried == 1
 

@@ -156,3 +156,18 @@ def test_streams_stay_with_their_tasks_around_a_failure_inside_a_chunk() -> None
     expected = lightwork.map(draw_python, range(8), backend="serial", seed=4, chunksize=1)
     assert drawn == expected
     assert isinstance(failed[3], Flaky) and failed[:3] + failed[4:] == expected[:3] + expected[4:]
+
+
+def draw_after_a_nested_map(x: int) -> float:
+    if x == 1:  # a nested map in the same thread, over one task of its own
+        lightwork.map(draw_python, [0], backend="serial", seed=99)
+    return draw_python(x)
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads"])
+def test_a_nested_map_leaves_the_enclosing_chunks_streams_alone(backend: str) -> None:
+    expected = lightwork.map(draw_python, range(6), backend="serial", seed=3, chunksize=1)
+    got = lightwork.map(
+        draw_after_a_nested_map, range(6), backend=backend, max_workers=1, seed=3, chunksize=6
+    )
+    assert got == expected

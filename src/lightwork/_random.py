@@ -62,14 +62,18 @@ class _TaskContext(threading.local):
 
     def enter(self, entropy: int, slot: Slot) -> tuple[Any, ...]:
         """Start running a chunk of a job: streams start afresh, even for a repeated seed."""
+        index = slot[SLOT_INDEX]  # what an enclosing chunk on this slot had written in it
         saved = (self.entropy, self.slot, self.cursor, self.cached_numpy, self.cached_random)
         self.entropy, self.slot, self.cursor = entropy, slot, None
         self.cached_numpy = self.cached_random = None
-        return saved
+        return saved, index
 
     def leave(self, saved: tuple[Any, ...]) -> None:
         """Back to the enclosing task, if any (a task may run a nested map)."""
-        self.entropy, self.slot, self.cursor, self.cached_numpy, self.cached_random = saved
+        state, index = saved
+        if state[1] is self.slot:  # a nested chunk on the same slot: give the index back
+            self.slot[SLOT_INDEX] = index
+        self.entropy, self.slot, self.cursor, self.cached_numpy, self.cached_random = state
 
     def restart_task(self) -> None:
         """A task runs again (a retry): its stream restarts, as on a first attempt."""

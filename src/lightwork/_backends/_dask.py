@@ -414,11 +414,22 @@ class DaskBackend(Backend):
         """
         self.cancel_pending()
         self._closed = True
-        if self._cluster is not None:
+        if self._cluster is None:
+            self._close_cluster()
+            return
+        environment = dict(os.environ)  # a nanny writes its workers' variables into ours
+        try:
+            for nanny in list(self._cluster.workers.values()):
+                # Tells the nanny, which runs in this process, not to restart its worker.
+                with contextlib.suppress(Exception):
+                    nanny.close_gracefully(reason="lightwork-terminate")
             for pid in _worker_pids(self._cluster):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        self._close_cluster()
+            self._close_cluster()
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
 
     def _close_cluster(self) -> None:
         if self._own_client:

@@ -98,7 +98,17 @@ class Job:
 class Chunk:
     """Consecutive tasks of one job, with their outcomes as they arrive."""
 
-    __slots__ = ("args", "errors", "indices", "job", "retries_used", "seq", "unresolved", "values")
+    __slots__ = (
+        "args",
+        "errors",
+        "indices",
+        "job",
+        "retries_used",
+        "seq",
+        "unattributed_deaths",
+        "unresolved",
+        "values",
+    )
 
     def __init__(self, job: Job, seq: int, indices: range, args: list[Any]) -> None:
         self.job = job
@@ -108,6 +118,9 @@ class Chunk:
         self.values: list[Any] = []  # filled by resolve(); errored positions hold None
         self.errors: dict[int, BaseException] = {}  # position in chunk -> exception
         self.retries_used: dict[int, int] = {}  # position -> crash or timeout retries spent
+        # (lo, hi) of attempts whose worker died in them before any task was named: any of
+        # those tasks may have been running then, uncharged.
+        self.unattributed_deaths: list[tuple[int, int]] = []
         self.unresolved = len(args)
 
     def __len__(self) -> int:
@@ -285,7 +298,8 @@ def _run_fast(
 
     (Measured here: ~105 ns a task with a trivial function, as ``list(map(fn, args))``; the
     earlier Python loop, which wrote each task's index into the slot, took ~185 ns.) Which task
-    runs is read, only when asked, from how far the map has pulled the arguments.
+    runs is read, only when asked, from how far the map has pulled the arguments. A task that
+    raises StopIteration runs twice: the map swallows the first one.
     """
     first, count = indices.start, len(indices)
     arguments = iter(args)
@@ -295,9 +309,19 @@ def _run_fast(
     while True:
         try:
             values.extend(map(fn, arguments))  # extend keeps the values before a failure
-            return
         except Exception as error:
             position = count - operator.length_hint(arguments) - 1
+            _record_failure(job, first + position, position, args[position], error, values, errors)
+            continue
+        position = len(values)
+        if position == count:
+            return
+        # The task at ``position`` raised StopIteration, which ends a map as if the arguments
+        # had run out and is swallowed by it: run that one task again, alone, to report it.
+        task_context.restart_task()
+        try:
+            values.append(fn(args[position]))
+        except Exception as error:
             _record_failure(job, first + position, position, args[position], error, values, errors)
 
 

@@ -655,6 +655,7 @@ class ProcessBackend(Backend):
             # It died somewhere in a chunk run without per-task bookkeeping: run the same
             # tasks again, naming each in the slot, charging none of them now; the one at
             # fault dies again and is charged then.
+            chunk.unattributed_deaths.append((attempt.lo, attempt.hi))
             requeue.append(Attempt(chunk, attempt.lo, attempt.hi, attempt.payload, per_task=True))
         elif slot_position < 0 and len(attempt) > 1:
             # It died unpickling the arguments: find out which task's arguments, one by one.
@@ -682,6 +683,9 @@ class ProcessBackend(Backend):
         pid = worker.process.pid
         retries = chunk.job.options.retries
         tried = f"{retries + 1} attempts" if retries else "1 attempt (retries=0)"
+        unnamed = sum(lo <= position < hi for lo, hi in chunk.unattributed_deaths)
+        if unnamed:  # the worker it killed first, before the task was known
+            tried += f", and {unnamed} more in its chunk before it was identified"
         if worker.timed_out is not None:
             limit = worker.timed_out[1]
             return TaskTimeoutError(
