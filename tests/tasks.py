@@ -134,3 +134,18 @@ def initialized(_: object = None) -> int | None:
 
 def broken_initializer() -> None:
     raise CustomError("initializer failed")
+
+
+def fault_by_kind(arg: tuple[int, str, str]) -> int:
+    """x * 2, unless ``kind`` says to raise CustomError or StopIteration, or to SIGKILL this
+    worker the first time (``marker`` records it) or every time."""
+    x, kind, marker = arg
+    if kind == "raise":
+        raise CustomError(x)
+    if kind == "stop":
+        raise StopIteration(x)
+    if kind == "kill_always" or (kind == "kill_once" and not os.path.exists(marker)):
+        with open(marker, "w"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 2

@@ -8,6 +8,7 @@ executor usable afterwards.
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tasks import (
     FailsToUnpickle,
     exit_three,
     fail_until,
+    fault_by_kind,
     hang,
     identity,
     kill_once,
@@ -394,3 +396,34 @@ def test_a_function_the_workers_cannot_import_fails_each_task_clearly(
             str(result),
             re.S,
         ), str(result)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_faults_in_random_chunks_keep_every_result_in_place(
+    make_process_executor: MakeExecutor, tmp_path: Path, seed: int
+) -> None:
+    rnd = random.Random(seed)
+    for trial in range(4):
+        n = rnd.randint(1, 200)
+        kinds = ["ok"] * n
+        for _ in range(rnd.randint(1, 4)):
+            kinds[rnd.randrange(n)] = rnd.choice(["raise", "stop", "kill_once", "kill_always"])
+        items = [(i, k, str(tmp_path / f"{trial}-{i}")) for i, k in enumerate(kinds)]
+        retries = rnd.choice([0, 1, 2])
+        chunksize = rnd.choice([None, 1, 7, 1000])
+        with make_process_executor(retries=retries) as ex:
+            out = list(ex.imap(fault_by_kind, items, chunksize=chunksize, return_exceptions=True))
+        case = f"trial {trial}: retries={retries} chunksize={chunksize}"
+        assert len(out) == n, case
+        for i, (kind, result) in enumerate(zip(kinds, out, strict=True)):
+            expected: Any = {
+                "raise": CustomError,
+                "stop": StopIteration,
+                "kill_always": lightwork.WorkerCrashedError,
+            }.get(kind)
+            if kind == "kill_once" and retries == 0:
+                expected = lightwork.WorkerCrashedError
+            if expected is None:
+                assert result == 2 * i, (case, i, kind, result)
+            else:
+                assert isinstance(result, expected), (case, i, kind, result)
