@@ -25,7 +25,7 @@ R = TypeVar("R")
 class CallKwargs(TypedDict, total=False):
     """The per-call options of Executor.imap and starmap, beyond the fixed five."""
 
-    retries: int  #: re-runs of a task whose worker crashed or timed out (default 1)
+    retries: int  #: re-runs of a task whose worker crashed or timed out (default 1; see Executor)
     retry_on: type[BaseException] | tuple[type[BaseException], ...]  #: also retry these
     task_timeout: float | None  #: seconds a task may run before it is stopped
     seed: int | None  #: makes lightwork.rng() and lightwork.random() reproducible

@@ -71,7 +71,9 @@ class Executor(concurrent.futures.Executor):
     thread: the reference semantics), ``"auto"`` (chosen per call by timing its first tasks)
     or ``"dask"`` (a Dask cluster: ``address=`` of a scheduler, ``client=``, or a local one).
     ``max_workers=None`` uses the CPUs this process may actually use. A crashed worker is
-    replaced and its task retried up to ``retries`` times;
+    replaced and its task retried up to ``retries`` times (a death inside a chunk of several
+    tasks first re-runs that chunk, naming each task, to find the culprit: that run is not
+    charged; ``retries=0`` names each task from the start, so nothing that died runs again);
     ``task_timeout`` limits each task; ``seed`` makes ``lightwork.rng()`` reproducible; these
     three and ``retry_on`` are defaults that ``imap`` and ``starmap`` can override per call.
 
