@@ -504,6 +504,22 @@ def ceiling_run(kind: str, parts: Sequence[int]) -> float:
     return max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
 
 
+def print_report(
+    header: str, versions_line: str, tables: Sequence[Table], started: float, markdown: bool
+) -> None:
+    """What every benchmark prints at the end: the machine, the versions, its tables, and the
+    machine again (a neighbour's load that came or went during the run shows here)."""
+    print(header)
+    print(versions_line)
+    for table in tables:
+        print()
+        print(table.render(markdown))
+    print(
+        f"\n(total {time.perf_counter() - started:.0f} s; at the end: {machine_line()}; "
+        f"{cpu_check()})"
+    )
+
+
 def cpu_check(samples: int = 1_500_000) -> str:
     """How many cores this run really gets now: the same pure-Python work in 2 independent
     processes at once against 1 alone (2.00x: two free cores; ~1x: a neighbour holds one)."""

@@ -248,14 +248,12 @@ def main() -> int:
         fmt_x(ratio_b),
         verdict(ratio_b <= TARGET),
     )
-    print(header)
-    print(_measure.versions("lightwork", "mpire"))
-    for table in (table_a, table_b, targets):
-        print()
-        print(table.render(args.markdown))
-    print(
-        f"\n(total {time.perf_counter() - started:.0f} s; at the end: {_measure.machine_line()}; "
-        f"{_measure.cpu_check()})"
+    _measure.print_report(
+        header,
+        _measure.versions("lightwork", "mpire"),
+        (table_a, table_b, targets),
+        started,
+        args.markdown,
     )
     return 0
 

@@ -146,14 +146,8 @@ def main() -> int:
             "--quick: workloads 4x smaller, so auto's fixed cost (its probe runs ~20 ms of "
             "tasks serially first) weighs 4x more; judge the target on the default run"
         )
-    print(header)
-    print(_measure.versions("lightwork"))
-    for t in (table, reasons, targets):
-        print()
-        print(t.render(args.markdown))
-    print(
-        f"\n(total {time.perf_counter() - started:.0f} s; at the end: {_measure.machine_line()}; "
-        f"{_measure.cpu_check()})"
+    _measure.print_report(
+        header, _measure.versions("lightwork"), (table, reasons, targets), started, args.markdown
     )
     return 0
 

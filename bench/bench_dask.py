@@ -239,14 +239,12 @@ def main() -> int:
         f"{efficiency:.3f}",
         verdict(efficiency >= EFFICIENCY_TARGET),
     )
-    print(header)
-    print(_measure.versions("lightwork", "dask", "distributed", "numpy"))
-    for table in (table_a, table_b, targets):
-        print()
-        print(table.render(args.markdown))
-    print(
-        f"\n(total {time.perf_counter() - started:.0f} s; at the end: {_measure.machine_line()}; "
-        f"{_measure.cpu_check()})"
+    _measure.print_report(
+        header,
+        _measure.versions("lightwork", "dask", "distributed", "numpy"),
+        (table_a, table_b, targets),
+        started,
+        args.markdown,
     )
     return 0
 

@@ -385,14 +385,12 @@ def main() -> int:
         verdict(ratio_cli >= CLI_TARGET),
     )
     targets.add("(d) seeded estimates identical everywhere", str(identical), verdict(identical))
-    print(header)
-    print(_measure.versions("lightwork", "numpy"), f"(lightwork {lightwork.__version__})")
-    for table in (table_a, table_bn, table_bp, table_c, table_d, targets):
-        print()
-        print(table.render(args.markdown))
-    print(
-        f"\n(total {time.perf_counter() - started:.0f} s; at the end: {_measure.machine_line()}; "
-        f"{_measure.cpu_check()})"
+    _measure.print_report(
+        header,
+        f"{_measure.versions('lightwork', 'numpy')} (lightwork {lightwork.__version__})",
+        (table_a, table_bn, table_bp, table_c, table_d, targets),
+        started,
+        args.markdown,
     )
     return 0
 

@@ -359,15 +359,12 @@ def main() -> int:
         "each timing round starts with a new warm lightwork pool (outside the clocks), so that "
         "memory left by earlier calls does not build up across rounds",
     ]
-    print(header)
-    print(_measure.versions("lightwork", "numpy", "joblib"))
-    print()
-    print(table.render(args.markdown))
-    print()
-    print(targets.render(args.markdown))
-    print(
-        f"\n(total {time.perf_counter() - started:.0f} s; at the end: {_measure.machine_line()}; "
-        f"{_measure.cpu_check()})"
+    _measure.print_report(
+        header,
+        _measure.versions("lightwork", "numpy", "joblib"),
+        (table, targets),
+        started,
+        args.markdown,
     )
     return 0
 
