@@ -109,6 +109,7 @@ class Table:
         "fastest",
         "row",
         "backend",
+        "pulled in",
     )
 
     def add(self, *cells: object) -> None:

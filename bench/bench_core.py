@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +39,10 @@ from importlib import metadata
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _peers, however this is run
+import _measure
 import _peers
+from _measure import Table, fmt_s, fmt_x
+from _measure import med as median
 from _peers import find_pi, square
 
 # ---- sizes ------------------------------------------------------------------------------------
@@ -69,71 +71,6 @@ QUICK = {
 }
 WARMUP_TASKS = 2_000
 START_METHODS = ("forkserver", "fork")
-
-# ---- tables -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def plain(self) -> str:
-        widths = [
-            max(len(str(cell)) for cell in column)
-            for column in zip(self.columns, *self.rows, strict=True)
-        ]
-        lines = [self.title, "=" * len(self.title)]
-        lines.append(_line(self.columns, widths, self.columns))
-        lines.append("  ".join("-" * w for w in widths))
-        lines += [_line(row, widths, self.columns) for row in self.rows]
-        lines += [f"  * {note}" for note in self.notes]
-        return "\n".join(lines)
-
-    def markdown(self) -> str:
-        lines = [f"### {self.title}", ""]
-        lines.append("| " + " | ".join(self.columns) + " |")
-        aligns = [
-            " --- " if i == 0 or name in TEXT_COLUMNS else " ---: "
-            for i, name in enumerate(self.columns)
-        ]
-        lines.append("|" + "|".join(aligns) + "|")
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows]
-        if self.notes:
-            lines.append("")
-            lines += [f"- {note}" for note in self.notes]
-        return "\n".join(lines)
-
-
-TEXT_COLUMNS = ("note", "pulled in")  # left-aligned, like the first column
-
-
-def _line(cells: Sequence[str], widths: Sequence[int], columns: Sequence[str]) -> str:
-    return "  ".join(
-        str(c).ljust(w) if i == 0 or name in TEXT_COLUMNS else str(c).rjust(w)
-        for i, (c, w, name) in enumerate(zip(cells, widths, columns, strict=True))
-    ).rstrip()
-
-
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def fmt_x(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
 
 # ---- running variants side by side ------------------------------------------------------------
 
@@ -616,8 +553,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    import _measure
-
     _measure.compile_lightwork()  # sections b and e time interpreter starts: see its docstring
     cfg = dict(QUICK if args.quick else FULL)
     for key in cfg:
