@@ -478,19 +478,21 @@ def _ceiling_child(kind: str, samples: int, seed: int, ready: Any, go: Any, out:
     out.put((start, time.perf_counter(), inside))
 
 
-def ceiling_run(kind: str, parts: Sequence[int]) -> float:
-    """Seconds from the first of ``len(parts)`` already-started, already-warm processes starting
-    its share of the kernel to the last one finishing: the hardware with no library between."""
+def released_together(
+    start_method: str, target: Callable[..., None], args: Sequence[tuple[Any, ...]]
+) -> list[tuple[float, float, Any]]:
+    """Start one process per ``args`` entry, wait until each has called ``ready.put(pid)``,
+    release them together and return their ``(start, end, value)`` spans, in arrival order.
+
+    ``target(*entry, ready, go, out)`` must put its pid in ``ready``, wait for ``go``, then put
+    ``(start, end, value)`` in ``out``: a measurement with no library between the processes.
+    """
     import multiprocessing
 
-    # spawn: no forkserver of ours (lightwork starts its own), no fork of a threaded parent
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(start_method)
     ready, out, go = context.Queue(), context.Queue(), context.Event()
     processes = [
-        context.Process(
-            target=_ceiling_child, args=(kind, n, 1000 + i, ready, go, out), daemon=True
-        )
-        for i, n in enumerate(parts)
+        context.Process(target=target, args=(*entry, ready, go, out), daemon=True) for entry in args
     ]
     for process in processes:
         process.start()
@@ -502,6 +504,15 @@ def ceiling_run(kind: str, parts: Sequence[int]) -> float:
         process.join()
     ready.close()
     out.close()
+    return spans
+
+
+def ceiling_run(kind: str, parts: Sequence[int]) -> float:
+    """Seconds from the first of ``len(parts)`` already-started, already-warm processes starting
+    its share of the kernel to the last one finishing: the hardware with no library between."""
+    # spawn: no forkserver of ours (lightwork starts its own), no fork of a threaded parent
+    args = [(kind, n, 1000 + i) for i, n in enumerate(parts)]
+    spans = released_together("spawn", _ceiling_child, args)
     return max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
 
 

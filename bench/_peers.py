@@ -202,21 +202,9 @@ def _ceiling_child(n: int, ready: Any, go: Any, out: Any) -> None:
 def ceiling_run(parts: Sequence[int]) -> tuple[float, list[int]]:
     """Seconds from the first of ``len(parts)`` already-started processes beginning
     ``find_pi(part)`` to the last one finishing: what the hardware does with no library."""
-    context = multiprocessing.get_context("fork")
-    ready, out, go = context.Queue(), context.Queue(), context.Event()
-    processes = [
-        context.Process(target=_ceiling_child, args=(n, ready, go, out), daemon=True) for n in parts
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        ready.get()
-    go.set()
-    spans = [out.get() for _ in processes]
-    for process in processes:
-        process.join()
-    ready.close()
-    out.close()
+    from _measure import released_together
+
+    spans = released_together("fork", _ceiling_child, [(n,) for n in parts])
     seconds = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
     return seconds, [inside for _, _, inside in spans]
 
