@@ -149,3 +149,28 @@ def fault_by_kind(arg: tuple[int, str, str]) -> int:
             pass
         os.kill(os.getpid(), signal.SIGKILL)
     return x * 2
+
+
+# The first lines of a driver script that a test runs in a subprocess: it can import this module.
+DRIVER_HEADER = f"import sys\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+
+
+def announce_workers() -> None:
+    """In a driver script: wait until its pool's two workers exist (under the forkserver, if
+    there is one), then print the pids of every process below this one for the test."""
+    import psutil
+
+    me = psutil.Process()
+    while True:
+        workers = []
+        for child in me.children():
+            line = " ".join(child.cmdline())
+            if "forkserver" in line:
+                workers += child.children()
+            elif "resource_tracker" not in line:
+                workers.append(child)
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    print("PIDS", " ".join(str(p.pid) for p in me.children(recursive=True)), flush=True)

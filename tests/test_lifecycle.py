@@ -17,35 +17,18 @@ import pytest
 import lightwork
 
 from conftest import MakeExecutor
-from tasks import square
+from tasks import DRIVER_HEADER, square
 
-DRIVER = """
+DRIVER = (
+    DRIVER_HEADER
+    + """
 import os, signal, sys, threading, time
-import psutil
 import lightwork
+from tasks import announce_workers
 
 def slow(x):
     time.sleep(60)
     return x
-
-def announce_workers():
-    # Wait until the pool's two workers exist (under the forkserver, if there is one), then
-    # tell the test the pids of every process below this one.
-    me = psutil.Process()
-    while True:
-        workers = []
-        for child in me.children():
-            line = " ".join(child.cmdline())
-            if "forkserver" in line:
-                workers += child.children()
-            elif "resource_tracker" not in line:
-                workers.append(child)
-        if len(workers) >= 2:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)
-    everyone = [p.pid for p in me.children(recursive=True)]
-    print("PIDS", " ".join(map(str, everyone)), flush=True)
 
 def main(mode):
     threading.Thread(target=announce_workers, daemon=True).start()
@@ -68,6 +51,7 @@ def main(mode):
 if __name__ == "__main__":
     main(sys.argv[1])
 """
+)
 
 
 def _start_driver(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], list[int]]:

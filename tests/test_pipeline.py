@@ -29,7 +29,7 @@ from lightwork import Pipeline
 from lightwork._backends._threads import ThreadBackend
 from lightwork._engine._executor import REORDER_SLACK
 
-from tasks import CustomError
+from tasks import DRIVER_HEADER, CustomError
 
 # Stage backends every behavioural test runs on; serial is the reference.
 STAGE_BACKENDS: dict[str, dict[str, Any]] = {
@@ -301,31 +301,16 @@ def test_a_killed_worker_still_passes_every_item_exactly_once(tmp_path: Path) ->
     assert (crash.workers_crashed, crash.tasks_retried) == (1, 1)
 
 
-DRIVER = """
+DRIVER = (
+    DRIVER_HEADER
+    + """
 import itertools, sys, threading, time
-import psutil
 import lightwork
+from tasks import announce_workers
 
 def slow(x):
     time.sleep(60)
     return x
-
-def announce_workers():
-    # Wait for the two process workers (under the forkserver), then tell the test every pid.
-    me = psutil.Process()
-    while True:
-        workers = []
-        for child in me.children():
-            line = " ".join(child.cmdline())
-            if "forkserver" in line:
-                workers += child.children()
-            elif "resource_tracker" not in line:
-                workers.append(child)
-        if len(workers) >= 2:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)
-    print("PIDS", " ".join(str(p.pid) for p in me.children(recursive=True)), flush=True)
 
 def main():
     threading.Thread(target=announce_workers, daemon=True).start()
@@ -347,6 +332,7 @@ def main():
 if __name__ == "__main__":
     main()
 """
+)
 
 
 def test_ctrl_c_stops_every_stage_within_a_second(tmp_path: Path) -> None:
