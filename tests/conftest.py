@@ -7,7 +7,10 @@ default start method and under spawn (the default on macOS and Windows).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -92,3 +95,23 @@ def pids_of(executor: lightwork.Executor) -> set[int]:
 
 
 os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_TIMEOUT = 60  # seconds per script: each takes a few at most, even on a loaded machine
+
+
+def run_example(name: str, *args: str, returncode: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/name`` as a user would, and check how it exited."""
+    process = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=EXAMPLE_TIMEOUT,
+        cwd=EXAMPLES,
+    )
+    assert process.returncode == returncode, (
+        f"{name} {' '.join(args)} exited with {process.returncode}\n"
+        f"--- stdout\n{process.stdout}\n--- stderr\n{process.stderr}"
+    )
+    return process

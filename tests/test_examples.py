@@ -10,14 +10,12 @@ from __future__ import annotations
 import ast
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TIMEOUT = 60  # seconds per script: each takes a few at most, even on a loaded 2-core machine
+from conftest import EXAMPLES
+from conftest import run_example as run
 
 TESTED = {
     "calc_pi.py",
@@ -33,21 +31,6 @@ TESTED = {
     "thread_pool.py",
     "worker_pool.py",
 }
-
-
-def run(name: str, *args: str, returncode: int = 0) -> subprocess.CompletedProcess[str]:
-    process = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        cwd=EXAMPLES,
-    )
-    assert process.returncode == returncode, (
-        f"{name} {' '.join(args)} exited with {process.returncode}\n"
-        f"--- stdout\n{process.stdout}\n--- stderr\n{process.stderr}"
-    )
-    return process
 
 
 def estimates(output: str, pattern: str) -> list[float]:

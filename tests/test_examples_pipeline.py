@@ -8,30 +8,12 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TIMEOUT = 60  # seconds per script: each takes a second or two, even on a loaded machine
-PIPELINE_EXAMPLES = ["producer_consumer.py", "simple_queue.py", "simple_queue2.py"]
+from conftest import run_example
 
 
 def run(name: str, *args: str) -> str:
-    process = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        cwd=EXAMPLES,
-    )
-    assert process.returncode == 0, (
-        f"{name} {' '.join(args)} exited with {process.returncode}\n"
-        f"--- stdout\n{process.stdout}\n--- stderr\n{process.stderr}"
-    )
-    return process.stdout
+    return run_example(name, *args).stdout
 
 
 def listed_values(output: str) -> list[float]:
@@ -40,27 +22,6 @@ def listed_values(output: str) -> list[float]:
     values = ast.literal_eval(match.group(0))
     assert isinstance(values, list)
     return values
-
-
-@pytest.mark.parametrize("name", PIPELINE_EXAMPLES)
-def test_example_names_its_tutorial_and_has_main_and_guard(name: str) -> None:
-    tree = ast.parse((EXAMPLES / name).read_text(), filename=name)
-    docstring = ast.get_docstring(tree)
-    assert docstring and "tutorial" in docstring, "the docstring names the tutorial program"
-    mains = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
-    assert mains, "a main() function"
-    arguments = mains[0].args
-    assert [a.arg for a in arguments.args] == ["argv"], "main(argv=None)"
-    assert isinstance(arguments.defaults[0], ast.Constant) and arguments.defaults[0].value is None
-    assert any(
-        isinstance(n, ast.If)
-        and isinstance(n.test, ast.Compare)
-        and ast.unparse(n.test.left) == "__name__"
-        for n in tree.body
-    ), 'an if __name__ == "__main__": guard'
-
-
-# ---- the threading tutorial's producer-consumer ---------------------------------------------
 
 
 def test_producer_consumer_stores_every_message_once() -> None:
