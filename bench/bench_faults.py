@@ -496,6 +496,19 @@ def _survivors(
         time.sleep(0.05)
 
 
+def _ready_to_signal(
+    cell: Cell, proc: subprocess.Popen[bytes], workdir: Path, started: float, watchdog: float
+) -> bool:
+    """Wait until the driver's workers run both tasks, then a moment more; or record that
+    they never did."""
+    if not _wait_for_tasks(proc, workdir, started + watchdog):
+        cell.wall = time.monotonic() - started
+        cell.outcome = "driver failed (workers never started both tasks)"
+        return False
+    time.sleep(SIGNAL_DELAY)
+    return True
+
+
 def _sigint(
     cell: Cell,
     proc: subprocess.Popen[bytes],
@@ -505,11 +518,8 @@ def _sigint(
     tag: str,
     known: dict[int, float],
 ) -> None:
-    if not _wait_for_tasks(proc, workdir, started + watchdog):
-        cell.wall = time.monotonic() - started
-        cell.outcome = "driver failed (workers never started both tasks)"
+    if not _ready_to_signal(cell, proc, workdir, started, watchdog):
         return
-    time.sleep(SIGNAL_DELAY)
     for child in psutil.Process(proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             known[child.pid] = child.create_time()
@@ -564,11 +574,8 @@ def _parent_kill(
     tag: str,
     known: dict[int, float],
 ) -> None:
-    if not _wait_for_tasks(proc, workdir, started + watchdog):
-        cell.wall = time.monotonic() - started
-        cell.outcome = "driver failed (workers never started both tasks)"
+    if not _ready_to_signal(cell, proc, workdir, started, watchdog):
         return
-    time.sleep(SIGNAL_DELAY)
     recorded = {int(k): v for k, v in (_read_json(workdir / "pids.json") or {}).items()}
     known.update(recorded)
     os.kill(proc.pid, signal.SIGKILL)

@@ -67,31 +67,21 @@ def plot(report: ScalingReport, path: str | Path, *, title: str | None = None) -
         points = report.points_for(backend)
         low, mid, high = _speedup_ranges(points)
         workers = [p.workers for p in points]
-        speed.errorbar(
-            workers,
-            mid,
-            yerr=[_minus(mid, low), _minus(high, mid)],
-            fmt="o",
-            markersize=7,
-            capsize=4,
-            color=colour,
-            label=f"{backend}: median, min-max",
-            zorder=3,
-        )
+        style: dict[str, Any] = {
+            "fmt": "o",
+            "markersize": 7,
+            "capsize": 4,
+            "color": colour,
+            "label": f"{backend}: median, min-max",
+            "zorder": 3,
+        }
+        speed.errorbar(workers, mid, yerr=[_minus(mid, low), _minus(high, mid)], **style)
         top = max(top, *high)
         e_low, e_mid, e_high = (
             [100 * s / p for s, p in zip(v, workers, strict=True)] for v in (low, mid, high)
         )
         efficiency.errorbar(
-            workers,
-            e_mid,
-            yerr=[_minus(e_mid, e_low), _minus(e_high, e_mid)],
-            fmt="o",
-            markersize=7,
-            capsize=4,
-            color=colour,
-            label=f"{backend}: median, min-max",
-            zorder=3,
+            workers, e_mid, yerr=[_minus(e_mid, e_low), _minus(e_high, e_mid)], **style
         )
         for x, s in zip(workers, mid, strict=True):
             speed.annotate(
