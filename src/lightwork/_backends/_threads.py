@@ -154,13 +154,8 @@ class ThreadBackend(Backend):
         )
         broken.__cause__ = error
         self.broken = broken
-        while True:
-            try:
-                attempt = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if attempt is not None:
-                fail_attempt(attempt, broken)
+        for attempt in self._take_queued():
+            fail_attempt(attempt, broken)
 
     def _start_thread(self) -> None:
         worker = _ThreadWorker(self, len(self._threads))
@@ -223,14 +218,20 @@ class ThreadBackend(Backend):
             for worker in live:
                 worker.thread.join()
 
-    def cancel_pending(self) -> None:
+    def _take_queued(self) -> list[Attempt]:
+        """Empty the queue: the attempts no thread has taken yet (stop markers are dropped)."""
+        taken: list[Attempt] = []
         while True:
             try:
                 attempt = self.queue.get_nowait()
             except queue.Empty:
-                break
+                return taken
             if attempt is not None:
-                attempt.chunk.job.abort(ExecutorShutdownError("cancelled by shutdown()"))
+                taken.append(attempt)
+
+    def cancel_pending(self) -> None:
+        for attempt in self._take_queued():
+            attempt.chunk.job.abort(ExecutorShutdownError("cancelled by shutdown()"))
 
     def terminate(self) -> None:
         self.cancel_pending()  # running tasks cannot be stopped in a thread
