@@ -67,7 +67,8 @@ def _start_local_cluster(distributed: Any, workers: int) -> Any:
     * ``MALLOC_TRIM_THRESHOLD_=65536`` in the workers' environment, which Dask sets so that
       workers hand freed memory back to the OS. Setting it turns off glibc's adaptive mmap
       threshold, so every NumPy temporary above 128 KiB becomes an mmap/munmap pair with
-      fresh zeroed pages: the Monte Carlo kernel ran at 264 M samples/s instead of 378.
+      fresh zeroed pages: the Monte Carlo kernel ran at 266 M samples/s instead of 369
+      (bench/bench_pi_kernels.py --blocks 18 with and without it).
       lightwork's chunks allocate and free in a steady loop; memory is not the bottleneck.
     * ``worker-saturation`` (1.1: the scheduler holds tasks back until a worker frees a
       thread) becomes ``inf``: lightwork already bounds the chunks in flight, and holding them
