@@ -26,9 +26,9 @@ from typing import Any
 
 from ..._engine._tasks import format_remote
 from ..._errors import RemoteTraceback, SerializationError
-from ..._random import IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED, Slot
+from ..._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED, Slot
 
-__all__ = ["IN_CHUNK", "SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
+__all__ = ["IN_CHUNK", "NO_TASK", "SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 
 SPEC, DROP, RUN, STOP = range(4)
 RESULT, BAD_INPUT, INIT_FAILED, READY = range(4)
@@ -97,7 +97,7 @@ class SharedSlot:
             self.memory = context.RawArray("d", SLOT_SIZE)
         self.view: Slot = memoryview(self.memory).cast("B").cast("d")
         self.view[SLOT_SERIAL] = -1
-        self.view[SLOT_INDEX] = -1
+        self.view[SLOT_INDEX] = NO_TASK
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self.fd < 0:

@@ -27,6 +27,7 @@ from ._wire import (
     DROP,
     HEADER,
     INIT_FAILED,
+    NO_TASK,
     READY,
     RESULT,
     RUN,
@@ -122,7 +123,7 @@ def _run(
     """
     _, serial, _, entropy, indices, per_task = message
     slot[SLOT_SERIAL] = serial
-    slot[SLOT_INDEX] = -1
+    slot[SLOT_INDEX] = NO_TASK
     payload = conn.recv_bytes()
     started = time.perf_counter()
     if isinstance(spec, _BrokenSpec):
