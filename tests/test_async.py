@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 import pytest
@@ -45,6 +46,33 @@ def test_async_functions_work_in_map_imap_starmap_submit(make_executor: MakeExec
         assert ex.starmap(add, [(1, 2), (3, 4)]) == [3, 7]
         assert ex.submit(double, 21).result(timeout=10) == 42
         assert sorted(ex.imap(double, range(50), ordered=False)) == [2 * x for x in range(50)]
+
+
+class Service:
+    async def fetch(self, x: int) -> int:
+        return await double(x)
+
+    def compute(self, x: int) -> int:
+        return 2 * x
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [functools.partial(add, 1), Service().fetch],
+    ids=["partial", "bound method"],
+)
+def test_wrapped_async_functions_run_as_async(fn: object) -> None:
+    results = lightwork.map(fn, [1, 2], backend="serial")
+    assert all(isinstance(r, int) for r in results)  # awaited, not returned as coroutines
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [functools.partial(pow, 2), Service().compute, abs, lambda x: x],
+    ids=["partial", "bound method", "builtin", "lambda"],
+)
+def test_plain_functions_are_not_taken_for_async(fn: object) -> None:
+    assert lightwork.map(fn, [1, 2], backend="serial") == [fn(1), fn(2)]  # type: ignore[operator]
 
 
 def test_async_map_from_the_top_level() -> None:

@@ -14,33 +14,38 @@ One API for embarrassingly parallel Python on serial, thread and process backend
 used.
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import TYPE_CHECKING, Any
 
-from ._errors import BrokenWorkerError as BrokenWorkerError
-from ._errors import ExecutorShutdownError as ExecutorShutdownError
-from ._errors import InvalidOptionError as InvalidOptionError
-from ._errors import LightworkError as LightworkError
-from ._errors import MissingDependencyError as MissingDependencyError
-from ._errors import RemoteTraceback as RemoteTraceback
-from ._errors import SerializationError as SerializationError
-from ._errors import TaskTimeoutError as TaskTimeoutError
-from ._errors import WorkerCrashedError as WorkerCrashedError
-from ._errors import WorkerInitializationError as WorkerInitializationError
-from ._options import available_cpus as available_cpus
-from ._random import random as random
-from ._random import rng as rng
-
+# Names load on first use: ``import lightwork`` imports nothing else, because a worker process
+# imports the package too and needs only its task loop (see lightwork._engine._run).
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._engine._api import imap as imap
     from ._engine._api import map as map
     from ._engine._api import starmap as starmap
     from ._engine._executor import Executor as Executor
     from ._engine._stats import ExecutorStatistics as ExecutorStatistics
     from ._engine._stats import WorkerStatistics as WorkerStatistics
+    from ._errors import BrokenWorkerError as BrokenWorkerError
+    from ._errors import ExecutorShutdownError as ExecutorShutdownError
+    from ._errors import InvalidOptionError as InvalidOptionError
+    from ._errors import LightworkError as LightworkError
+    from ._errors import MissingDependencyError as MissingDependencyError
+    from ._errors import RemoteTraceback as RemoteTraceback
+    from ._errors import SerializationError as SerializationError
+    from ._errors import TaskTimeoutError as TaskTimeoutError
+    from ._errors import WorkerCrashedError as WorkerCrashedError
+    from ._errors import WorkerInitializationError as WorkerInitializationError
+    from ._options import available_cpus as available_cpus
     from ._pipeline import Pipeline as Pipeline
     from ._pipeline import PipelineStatistics as PipelineStatistics
     from ._pipeline import StageStatistics as StageStatistics
+    from ._random import random as random
+    from ._random import rng as rng
     from ._shared import Shared as Shared
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedClosedError as SharedClosedError
@@ -50,8 +55,7 @@ if TYPE_CHECKING:
     from .lab import ScalingReport as ScalingReport
     from .lab import scale as scale
 
-# Imported on first use, to keep ``import lightwork`` cheap (a worker process imports the
-# package too, and only needs its task loop): name -> module.
+# name -> the module that defines it
 _LAZY = {
     "map": "._engine._api",
     "imap": "._engine._api",
@@ -59,9 +63,22 @@ _LAZY = {
     "Executor": "._engine._executor",
     "ExecutorStatistics": "._engine._stats",
     "WorkerStatistics": "._engine._stats",
+    "BrokenWorkerError": "._errors",
+    "ExecutorShutdownError": "._errors",
+    "InvalidOptionError": "._errors",
+    "LightworkError": "._errors",
+    "MissingDependencyError": "._errors",
+    "RemoteTraceback": "._errors",
+    "SerializationError": "._errors",
+    "TaskTimeoutError": "._errors",
+    "WorkerCrashedError": "._errors",
+    "WorkerInitializationError": "._errors",
+    "available_cpus": "._options",
     "Pipeline": "._pipeline",
     "PipelineStatistics": "._pipeline",
     "StageStatistics": "._pipeline",
+    "random": "._random",
+    "rng": "._random",
     "Shared": "._shared",
     "SharedArray": "._shared",
     "SharedClosedError": "._shared",
@@ -80,6 +97,10 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # the next access is a plain global
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))  # tab completion sees the lazy names too
 
 
 __version__ = "0.1.0"

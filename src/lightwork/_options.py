@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InvalidOptionError
@@ -132,11 +131,21 @@ def check_iterable(items: object, what: str = "iterable") -> Iterable[Any]:
     return items
 
 
-@dataclass(frozen=True)
 class RunOptions:
-    """How the tasks of one call run: the per-call options of map, imap, starmap and submit."""
+    """How the tasks of one call run: the per-call options of map, imap, starmap and submit.
 
-    retries: int = 1
-    retry_on: tuple[type[BaseException], ...] = ()
-    task_timeout: float | None = None
-    seed: int | None = None
+    Validated by the ``check_`` functions above; never changed once made. (A plain class, as
+    everything a pool's first result waits for: ``dataclasses`` takes ~5 ms to import.)
+    """
+
+    __slots__ = ("retries", "retry_on", "task_timeout")
+
+    def __init__(
+        self,
+        retries: int = 1,
+        retry_on: tuple[type[BaseException], ...] = (),
+        task_timeout: float | None = None,
+    ) -> None:
+        self.retries = retries
+        self.retry_on = retry_on
+        self.task_timeout = task_timeout

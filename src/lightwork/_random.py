@@ -17,12 +17,14 @@ import random as _stdlib_random
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._errors import LightworkError
-
+TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._engine._run)
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     import numpy as np
+
+    Slot: TypeAlias = "memoryview[float]"  # a task slot, as the engine and the supervisor see it
 
 __all__ = ["random", "rng", "task_context"]
 
@@ -36,9 +38,6 @@ SLOT_SIZE = 3
 # the running thread knows which task it is in (its cursor), at no cost per task.
 NO_TASK = -1
 IN_CHUNK = -2
-
-
-Slot: TypeAlias = "memoryview[float]"  # a task slot, as the engine and the supervisor see it
 
 
 def new_slot() -> Slot:
@@ -101,6 +100,8 @@ def _current_task() -> tuple[int, int]:
         first, count, arguments = task_context.cursor
         index = first + count - operator.length_hint(arguments) - 1
     if entropy is None or index < 0:
+        from ._errors import LightworkError  # not at the top: a worker need not import it
+
         raise LightworkError(
             "lightwork.rng() and lightwork.random() give a task its own random stream, so they "
             "are only available inside a task run by lightwork (map, imap, starmap, submit)"

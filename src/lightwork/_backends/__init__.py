@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # a worker imports this package: not typing (see lightwork._engine._run)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._base import Backend
 
 

@@ -16,13 +16,17 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._engine._stats import WorkerCounters, WorkerStatistics
-from .._engine._tasks import Attempt, Job, add_task_note
+from .._engine._counters import WorkerCounters
+from .._engine._run import add_task_note
+from .._engine._tasks import Attempt, Job
 from .._errors import TaskTimeoutError
 from .._random import async_task
 from ._base import Backend
+
+if TYPE_CHECKING:
+    from .._engine._stats import WorkerStatistics
 
 
 class AsyncBackend(Backend):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .._chunking import MAX_CHUNK
-from .._engine._stats import WorkerStatistics
 from .._engine._tasks import Attempt, Job
+
+if TYPE_CHECKING:
+    from .._engine._stats import WorkerStatistics
 
 
 class Backend(ABC):

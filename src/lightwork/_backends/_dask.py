@@ -31,10 +31,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._engine._stats import WorkerCounters, WorkerStatistics
-from .._engine._tasks import Attempt, Job, add_task_note, fail_attempt
+from .._engine._counters import WorkerCounters
+from .._engine._run import add_task_note
+from .._engine._tasks import Attempt, Job, fail_attempt
 from .._errors import (
     ExecutorShutdownError,
     MissingDependencyError,
@@ -44,6 +45,9 @@ from .._errors import (
 )
 from ._base import Backend
 from ._processes._wire import dumps
+
+if TYPE_CHECKING:
+    from .._engine._stats import WorkerStatistics
 
 INSTALL_HINT = "the dask backend needs dask.distributed: pip install 'lightwork[dask]'"
 # How often the client checks task deadlines when a task_timeout is set.
@@ -130,12 +134,12 @@ def run_remote(
         if key not in _remote_shared:
             _remote_shared[key] = _RemoteShared(value)
 
-    from .._engine._tasks import run_chunk
+    from .._engine._run import Work, run_chunk
     from ._processes._wire import dumps, encode_error
 
-    fn, options = pickle.loads(spec)
+    fn, retries, retry_on = pickle.loads(spec)
     args = pickle.loads(payload)
-    values, errors, seconds = run_chunk(Job(fn, options, entropy), indices, args)
+    values, errors, seconds = run_chunk(Work(fn, retries, retry_on, entropy), indices, args)
     try:
         from distributed import get_worker
 
@@ -191,7 +195,7 @@ class DaskBackend(Backend):
 
     def prepare(self, job: Job) -> None:
         keys: set[str] = set()
-        job.fn_payload = self._dumps((job.fn, job.options), keys, by_value=True)
+        job.fn_payload = self._dumps((job.fn, job.retries, job.retry_on), keys, by_value=True)
         self._job_shared[job.id] = keys
 
     def _dumps(self, obj: Any, keys: set[str], by_value: bool = False) -> bytes:

@@ -7,12 +7,16 @@ with this one. It cannot stop a running task, so it refuses ``task_timeout``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._engine._stats import WorkerCounters, WorkerStatistics
-from .._engine._tasks import Attempt, fail_attempt, run_chunk
+from .._engine._counters import WorkerCounters
+from .._engine._run import run_chunk
+from .._engine._tasks import Attempt, fail_attempt
 from .._errors import WorkerInitializationError
 from ._base import Backend
+
+if TYPE_CHECKING:
+    from .._engine._stats import WorkerStatistics
 
 
 class SerialBackend(Backend):

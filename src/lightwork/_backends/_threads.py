@@ -14,12 +14,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._engine._stats import WorkerCounters, WorkerStatistics
-from .._engine._tasks import Attempt, copy_error, fail_attempt, run_chunk
+from .._engine._counters import WorkerCounters
+from .._engine._run import run_chunk
+from .._engine._tasks import Attempt, copy_error, fail_attempt
 from .._errors import ExecutorShutdownError, TaskTimeoutError, WorkerInitializationError
 from ._base import Backend
+
+if TYPE_CHECKING:
+    from .._engine._stats import WorkerStatistics
 
 # How often the watchdog looks for over-time tasks, at most: a deadline is met within this.
 WATCHDOG_INTERVAL = 0.05

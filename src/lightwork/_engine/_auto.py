@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._tasks import Job, run_chunk
+from ._run import run_chunk
+from ._tasks import Job
 
 # Enough probe time for a stable per-task estimate; little enough to be noise on a real job.
 PROBE_SECONDS = 0.02

@@ -1,4 +1,4 @@
-"""The units of work every backend handles: jobs, chunks, attempts, and the loop that runs them.
+"""The units of work every backend handles: jobs, chunks and attempts (``_run`` runs them).
 
 A *job* is one call (``map``, ``imap``, ``starmap``, or one ``submit``): a function, its options
 and a sink for finished chunks. A *chunk* is a run of consecutive tasks of a job; it owns their
@@ -14,53 +14,29 @@ to one worker: the whole chunk at first, the unfinished rest after a worker died
 from __future__ import annotations
 
 import itertools
-import operator
 import queue
-import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from .._chunking import ChunkSizer
 from .._options import RunOptions
-from .._random import IN_CHUNK, SLOT_INDEX, SLOT_STARTED, Slot, task_context
+from ._run import Work, add_task_note
 
 _job_ids = itertools.count()
 
 
-class Star:
-    """Calls ``fn(*args)`` for starmap: keeps the engine's loop to one ``fn(arg)`` form."""
+class Job(Work):
+    """One call's function, options and sink; subclasses say what a finished chunk becomes.
 
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, args: Sequence[Any]) -> Any:
-        return self.fn(*args)
-
-
-class Call:
-    """Calls ``fn(*args, **kwargs)`` for ``Executor.submit``."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
-        return self.fn(*call[0], **call[1])
-
-
-class Job:
-    """One call's function, options and sink; subclasses say what a finished chunk becomes."""
+    As a :class:`Work` it is what ``run_chunk`` runs; the rest is the parent's bookkeeping.
+    """
 
     def __init__(self, fn: Callable[[Any], Any], options: RunOptions, entropy: int) -> None:
+        # entropy: the seed, or fresh entropy (see lightwork._random)
+        super().__init__(fn, options.retries, options.retry_on, entropy)
         self.id = next(_job_ids)
-        self.fn = fn
         self.options = options
-        self.entropy = entropy  # the seed, or fresh entropy: see lightwork._random
         self.cancelled = False
         # Set by the process backend: the function pickled once for every worker.
         self.fn_payload: bytes | None = None
@@ -241,140 +217,3 @@ def copy_error(error: BaseException) -> BaseException:
     copy = type(error)(*error.args)
     copy.__cause__ = error.__cause__
     return copy
-
-
-def add_task_note(error: BaseException, index: int) -> None:
-    note = f"lightwork: raised by task {index}"
-    if note not in getattr(error, "__notes__", ()):
-        error.add_note(note)
-
-
-def run_chunk(
-    job: Job,
-    indices: range,
-    args: Sequence[Any],
-    slot: Slot | None = None,
-    per_task: bool = False,
-) -> tuple[list[Any], dict[int, BaseException], float]:
-    """Run tasks in order in this thread: (values, errors by position, compute seconds).
-
-    The one loop every backend uses, so they agree on semantics: each task sees its own random
-    stream, a task's exception is recorded and the next task runs, and exceptions named in
-    ``retry_on`` are retried in place up to ``retries`` times.
-
-    ``slot`` says which task runs, for ``lightwork.rng()`` and, for a process worker whose slot
-    is shared memory, for the supervisor when the worker dies. By default a chunk of several
-    tasks writes it once (``IN_CHUNK``: after a death the supervisor re-runs the chunk with
-    ``per_task``, which finds the task at fault) and a one-task chunk writes its index. With
-    ``per_task``, each task's start time and index are written before it runs: that re-run
-    needs them, so do ``task_timeout`` and ``retries=0`` (where a death must be charged to the
-    task that died without running it again).
-    """
-    values: list[Any] = []
-    errors: dict[int, BaseException] = {}
-    if slot is None:
-        slot = task_context.own_slot()
-    saved = task_context.enter(job.entropy, slot)
-    started = time.perf_counter()
-    try:
-        if per_task:
-            _run_per_task(job, indices, args, slot, values, errors)
-        else:
-            _run_fast(job, indices, args, slot, values, errors)
-    finally:
-        task_context.leave(saved)
-    return values, errors, time.perf_counter() - started
-
-
-def _run_fast(
-    job: Job,
-    indices: range,
-    args: Sequence[Any],
-    slot: Slot,
-    values: list[Any],
-    errors: dict[int, BaseException],
-) -> None:
-    """The default loop: a C-level ``map``, with no Python code between two tasks.
-
-    (Measured here: ~105 ns a task with a trivial function, as ``list(map(fn, args))``; the
-    earlier Python loop, which wrote each task's index into the slot, took ~185 ns.) Which task
-    runs is read, only when asked, from how far the map has pulled the arguments. A task that
-    raises StopIteration runs twice: the map swallows the first one.
-    """
-    first, count = indices.start, len(indices)
-    arguments = iter(args)
-    task_context.cursor = (first, count, arguments)
-    slot[SLOT_INDEX] = first if count == 1 else IN_CHUNK
-    fn = job.fn
-    while True:
-        try:
-            values.extend(map(fn, arguments))  # extend keeps the values before a failure
-        except Exception as error:
-            position = count - operator.length_hint(arguments) - 1
-            _record_failure(job, first + position, position, args[position], error, values, errors)
-            continue
-        position = len(values)
-        if position == count:
-            return
-        # The task at ``position`` raised StopIteration, which ends a map as if the arguments
-        # had run out and is swallowed by it: run that one task again, alone, to report it.
-        task_context.restart_task()
-        try:
-            values.append(fn(args[position]))
-        except Exception as error:
-            _record_failure(job, first + position, position, args[position], error, values, errors)
-
-
-def _run_per_task(
-    job: Job,
-    indices: range,
-    args: Sequence[Any],
-    slot: Slot,
-    values: list[Any],
-    errors: dict[int, BaseException],
-) -> None:
-    """The loop that names each task in the slot, with its start time, before running it."""
-    fn = job.fn
-    monotonic = time.monotonic
-    append = values.append
-    for position, (index, arg) in enumerate(zip(indices, args, strict=False)):
-        slot[SLOT_STARTED] = monotonic()  # before the index: the supervisor reads it after
-        slot[SLOT_INDEX] = index
-        try:
-            append(fn(arg))
-        except Exception as error:
-            _record_failure(job, index, position, arg, error, values, errors)
-
-
-def _record_failure(
-    job: Job,
-    index: int,
-    position: int,
-    arg: Any,
-    error: Exception,
-    values: list[Any],
-    errors: dict[int, BaseException],
-) -> None:
-    value, failure = _retry_in_place(job, arg, error)
-    values.append(value)
-    if failure is not None:
-        add_task_note(failure, index)
-        errors[position] = failure
-
-
-def _retry_in_place(job: Job, arg: Any, error: Exception) -> tuple[Any, Exception | None]:
-    """Re-run a task whose exception the user asked to retry; (value, final error or None)."""
-    options = job.options
-    for _ in range(options.retries):
-        if not isinstance(error, options.retry_on):
-            break
-        task_context.restart_task()
-        try:
-            return job.fn(arg), None
-        except Exception as again:
-            error = again
-    return None, error
-
-
-def format_remote(error: BaseException) -> str:
-    return "".join(traceback.format_exception(error))

@@ -38,10 +38,11 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..._engine._stats import WorkerCounters, WorkerStatistics
-from ..._engine._tasks import Attempt, Chunk, Job, add_task_note, copy_error, fail_attempt
+from ..._engine._counters import WorkerCounters
+from ..._engine._run import add_task_note
+from ..._engine._tasks import Attempt, Chunk, Job, copy_error, fail_attempt
 from ..._errors import (
     BrokenWorkerError,
     ExecutorShutdownError,
@@ -52,10 +53,13 @@ from ..._errors import (
     WorkerCrashedError,
     WorkerInitializationError,
 )
-from ..._random import Slot
 from .._base import Backend
 from . import _wire
 from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
+
+if TYPE_CHECKING:
+    from ..._engine._stats import WorkerStatistics
+    from ..._random import Slot
 
 # A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.
 PREFETCH_MAX_BYTES = 32 * 1024
@@ -165,8 +169,8 @@ class ProcessBackend(Backend):
     # ---- called from any thread -------------------------------------------------------------
 
     def prepare(self, job: Job) -> None:
-        """Pickle the job's function and options once; workers get them once each."""
-        key = (job.fn, job.options)
+        """Pickle the job's function and retry policy once; workers get them once each."""
+        key = (job.fn, job.retries, job.retry_on)
         with self._specs_lock:
             try:
                 spec_id, payload = self._specs[key]
@@ -191,13 +195,14 @@ class ProcessBackend(Backend):
                 self._specs.popitem(last=False)
 
     def _pickle_function(self, job: Job) -> bytes:
+        spec = (job.fn, job.retries, job.retry_on)  # the worker makes a Work of it
         try:
             if "numpy" not in sys.modules:
-                return dumps_function((job.fn, job.options))
+                return dumps_function(spec)
             from ._arrays import ArraySegments, dumps_function_sharing
 
             segments = ArraySegments()
-            payload = dumps_function_sharing((job.fn, job.options), segments)
+            payload = dumps_function_sharing(spec, segments)
             if len(segments):
                 job.segments = segments
                 job.on_close.append(segments.close)
@@ -818,15 +823,19 @@ def dumps_function(obj: Any) -> bytes:
     Functions that workers can import travel by reference, as the standard library sends
     them: a function from your script's ``__main__`` then runs in the worker's own import of
     that script (multiprocessing imports it there as ``__mp_main__``), so it shares globals
-    with your initializer. Lambdas, closures and functions of an interactive session (a
-    notebook, ``python -c``) travel by value with cloudpickle.
+    with your initializer. Lambdas, closures and what an interactive session (a notebook,
+    ``python -c``) defines travel by value with cloudpickle.
     """
-    if not _interactive_main():
-        try:
-            return pickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
-        except Exception:
-            pass
-    return _cloudpickle_dumps(obj)
+    try:
+        data = pickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
+    except Exception:
+        return _cloudpickle_dumps(obj)
+    # A pickle that names the module "__main__" refers to it by that name, which a worker
+    # cannot import from a session; one that does not name it is safe as it is (and spares
+    # a session's first pool the ~4 ms import of cloudpickle).
+    if b"__main__" in data and _interactive_main():
+        return _cloudpickle_dumps(obj)
+    return data
 
 
 def _interactive_main() -> bool:

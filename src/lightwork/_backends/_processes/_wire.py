@@ -2,10 +2,10 @@
 
 Parent to worker, each a pickled tuple (``RUN`` is followed by its payload as raw bytes):
 
-    (SPEC, spec_id, cloudpickled (fn, RunOptions))      a function and its options, once
-    (DROP, spec_id)                                     forget a spec (evicted from the cache)
-    (RUN, serial, spec_id, entropy, indices, per_task)  then the tasks' pickled arguments
-    (STOP,)                                             finish and exit
+    (SPEC, spec_id, cloudpickled (fn, retries, retry_on))  a function and its retry policy, once
+    (DROP, spec_id)                                        forget a spec (evicted from the cache)
+    (RUN, serial, spec_id, entropy, indices, per_task)     then the tasks' pickled arguments
+    (STOP,)                                                finish and exit
 
 Worker to parent, each a fixed header then a pickled payload:
 
@@ -22,11 +22,15 @@ import mmap
 import os
 import pickle
 import struct
-from typing import Any
 
-from ..._engine._tasks import format_remote
-from ..._errors import RemoteTraceback, SerializationError
-from ..._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED, Slot
+from ..._engine._run import format_remote
+from ..._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+
+TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._engine._run)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..._random import Slot
 
 __all__ = ["IN_CHUNK", "NO_TASK", "SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 
@@ -65,6 +69,9 @@ def encode_error(error: BaseException) -> tuple[bytes | None, str, str]:
 
 def decode_error(encoded: tuple[bytes | None, str, str]) -> BaseException:
     """The worker's exception, as its own type, with its traceback text as ``__cause__``."""
+    # Imported here: only the parent decodes, and the errors module imports concurrent.futures.
+    from ..._errors import RemoteTraceback, SerializationError
+
     data, described, text = encoded
     error: BaseException
     if data is not None:

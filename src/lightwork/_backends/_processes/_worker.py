@@ -17,11 +17,8 @@ import pickle
 import signal
 import threading
 import time
-from multiprocessing.connection import Connection
-from typing import Any
 
-from ..._engine._tasks import Job, format_remote, run_chunk
-from ..._random import Slot
+from ..._engine._run import Work, format_remote, run_chunk
 from ._wire import (
     BAD_INPUT,
     DROP,
@@ -38,6 +35,13 @@ from ._wire import (
     dumps,
     encode_error,
 )
+
+TYPE_CHECKING = False  # not typing: see lightwork._engine._run on a worker's imports
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from typing import Any
+
+    from ..._random import Slot
 
 # How often a worker checks that its parent is alive: it exits within this of the parent's death.
 PARENT_CHECK_SECONDS = 0.5
@@ -75,7 +79,7 @@ def worker_main(
             conn.send_bytes(HEADER.pack(INIT_FAILED, 0, 0, 0, 0, 0) + dumps(format_remote(error)))
             return
     conn.send_bytes(HEADER.pack(READY, 0, 0, 0, 0, 0))
-    specs: dict[int, Job | _BrokenSpec] = {}
+    specs: dict[int, Work | _BrokenSpec] = {}
     deserialize = 0.0
     waiting_since = time.perf_counter()
     while True:
@@ -99,11 +103,12 @@ def worker_main(
             return
 
 
-def _load_spec(data: bytes) -> Job | _BrokenSpec:
-    """A function and its options, unpickled; its own frame, so nothing else holds them."""
+def _load_spec(data: bytes) -> Work | _BrokenSpec:
+    """A function and its retry policy, unpickled; its own frame, so nothing else holds them.
+    (Each attempt brings its job's entropy.)"""
     try:
-        fn, options = pickle.loads(data)
-        return Job(fn, options, 0)
+        fn, retries, retry_on = pickle.loads(data)
+        return Work(fn, retries, retry_on, 0)
     except BaseException as error:
         return _BrokenSpec(format_remote(error))
 
@@ -111,7 +116,7 @@ def _load_spec(data: bytes) -> Job | _BrokenSpec:
 def _run(
     conn: Connection,
     slot: Slot,
-    spec: Job | _BrokenSpec,
+    spec: Work | _BrokenSpec,
     message: tuple[Any, ...],
     idle: float,
     deserialize: float,
@@ -136,8 +141,8 @@ def _run(
         _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, ("data", format_remote(error)))
         return
     deserialize += time.perf_counter() - started
-    job = Job(spec.fn, spec.options, entropy)
-    values, errors, compute = run_chunk(job, indices, args, slot, per_task)
+    work = Work(spec.fn, spec.retries, spec.retry_on, entropy)
+    values, errors, compute = run_chunk(work, indices, args, slot, per_task)
     encoded = {position: encode_error(e) for position, e in errors.items()}
     _send(conn, RESULT, serial, compute, deserialize, 0.0, idle, (values, encoded))
 

@@ -1,0 +1,81 @@
+"""What each process imports: ``import lightwork`` in a program, and a worker's start.
+
+A worker imports only its task loop (lightwork._engine._run and the wire format): every
+spawned worker, and a forkserver before its first worker, pays for each module before the
+first task runs, so typing, dataclasses, inspect, logging and the parent's bookkeeping stay out.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# Modules a worker must not need: the standard library's slow imports (concurrent.futures
+# brings logging) and lightwork's parent-side modules.
+NOT_IN_A_WORKER = (
+    "typing",
+    "dataclasses",
+    "inspect",
+    "logging",
+    "concurrent.futures",
+    "cloudpickle",
+    "lightwork._engine._tasks",
+    "lightwork._engine._executor",
+    "lightwork._errors",
+    "lightwork._options",
+)
+
+
+def run_python(code: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return out.stdout.splitlines()
+
+
+def test_import_is_cheap_and_loads_no_heavy_module() -> None:
+    seconds, heavy = run_python(
+        "import sys, time; t = time.perf_counter(); import lightwork; "
+        "print(time.perf_counter() - t); "
+        "print(sorted(m for m in ('numpy', 'tqdm', 'dask', 'matplotlib', 'cloudpickle') "
+        "if m in sys.modules))"
+    )
+    assert heavy == "[]"
+    assert float(seconds) < 1.0  # the 100 ms target is measured in bench/, not in a unit test
+
+
+def test_the_worker_loop_imports_nothing_it_does_not_need() -> None:
+    (loaded,) = run_python(
+        "import sys; import lightwork._backends._processes._worker; "
+        f"print([m for m in {NOT_IN_A_WORKER!r} if m in sys.modules])"
+    )
+    assert loaded == "[]"
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_a_started_worker_has_imported_only_its_loop(start_method: str) -> None:
+    # eval, a builtin, travels by reference and runs in the worker's task loop; the session
+    # (python -c) has no main module for the worker to import.
+    (loaded,) = run_python(
+        "import lightwork\n"
+        f"with lightwork.Executor(1, start_method={start_method!r}) as ex:\n"
+        "    modules = ex.submit(eval, \"sorted(__import__('sys').modules)\").result()\n"
+        f"print([m for m in {NOT_IN_A_WORKER!r} if m in modules])\n"
+    )
+    assert loaded == "[]"
+
+
+def test_a_session_sends_importable_functions_without_cloudpickle() -> None:
+    # In python -c, a library function travels by reference; one the session defines travels
+    # by value (workers cannot import the session), and only that loads cloudpickle.
+    lines = run_python(
+        "import operator, sys, lightwork\n"
+        "with lightwork.Executor(1) as ex:\n"
+        "    print(list(ex.map(operator.neg, [1, 2])), 'cloudpickle' in sys.modules)\n"
+        "    def session_function(x):\n"
+        "        return x * 10\n"
+        "    print(list(ex.map(session_function, [1, 2])), 'cloudpickle' in sys.modules)\n"
+    )
+    assert lines == ["[-1, -2] False", "[10, 20] True"]
