@@ -11,8 +11,8 @@ a drift in clock speed or a neighbour's load hits every row alike):
      multiprocessing.Pool.map, ProcessPoolExecutor.map (chunksize 1, measured on fewer tasks and
      scaled linearly; and a tuned chunksize), joblib.Parallel, mpire.WorkerPool, a serial loop
   b  start-up: a NEW pool to the first result of one trivial task, lightwork.Executor against
-     ProcessPoolExecutor, per start method, in fresh interpreters: the first pool of each is
-     cold (forkserver starts its server), the next ones warm (the server already running)
+     ProcessPoolExecutor, per start method (spawn too), in fresh interpreters: the first pool
+     of each is cold (first imports; forkserver starts its server), the next ones warm
   c  pure-Python Monte Carlo pi over the workers, every library against the machine's ceiling:
      the same work in independent processes started together, with no library in between
   d  lightwork.imap over a 10-million-item generator: time and the parent's peak RSS growth
@@ -257,7 +257,7 @@ def _serial_pool() -> AbstractContextManager[_peers.Runner]:
 
 
 def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
-    kinds = [(k, m) for m in START_METHODS for k in ("lightwork", "ppe")]
+    kinds = [(k, m) for m in (*START_METHODS, "spawn") for k in ("lightwork", "ppe")]
     interpreters, pools = cfg["cold_repeats"], cfg["startup_repeats"] + 1
     log(f"(b) start-up: {interpreters} fresh interpreters x {len(kinds)}, {pools} pools each")
     runs: dict[tuple[str, str], list[list[dict[str, float]]]] = {k: [] for k in kinds}
