@@ -10,8 +10,8 @@ One API for embarrassingly parallel Python on serial, thread and process backend
     with lightwork.Executor(4) as ex:                              # concurrent.futures drop-in
         future = ex.submit(pow, 2, 10)
 
-``import lightwork`` is cheap: NumPy, tqdm, the lab, pipelines and shared state load when first
-used.
+``import lightwork`` is cheap (about a millisecond): every name loads when first used, and NumPy,
+tqdm, Dask and matplotlib only by the features that need them.
 """
 
 from __future__ import annotations
