@@ -60,6 +60,28 @@ def test_array_among_arguments_is_mapped_read_only(make_process_executor: MakeEx
     assert {r[1] for r in results} == {False}
 
 
+def whole(array: np.ndarray) -> np.ndarray:
+    return np.array(array)  # a private copy of what the worker sees, sent back pickled
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        BIG.reshape(-1, 64),  # C-contiguous: written into the segment's file
+        np.tile(BIG, 4).reshape(-1, 64)[::2, ::2],  # strided: copied through the mapping
+        np.asfortranarray(BIG.reshape(-1, 64)),
+        BIG.astype("datetime64[s]"),  # no buffer protocol for this dtype
+        BIG.astype(np.complex64),
+    ],
+    ids=["c-contiguous", "strided", "fortran", "datetime64", "complex64"],
+)
+def test_every_layout_reaches_workers_unchanged(array: np.ndarray) -> None:
+    assert array.nbytes >= ARRAY_THRESHOLD_BYTES
+    (seen,) = lightwork.map(whole, [array], max_workers=1)
+    assert seen.dtype == array.dtype and seen.shape == array.shape
+    assert np.array_equal(seen, array)
+
+
 def test_small_arrays_are_pickled_as_usual(make_process_executor: MakeExecutor) -> None:
     small = np.arange(100.0)
     with make_process_executor() as ex:
