@@ -75,6 +75,19 @@ def test_plain_functions_are_not_taken_for_async(fn: object) -> None:
     assert lightwork.map(fn, [1, 2], backend="serial") == [fn(1), fn(2)]  # type: ignore[operator]
 
 
+class HoldsAnAsyncFunction:
+    """Its own ``fn`` attribute is async, but calling it is not."""
+
+    fn = staticmethod(double)
+
+    def __call__(self, x: int) -> int:
+        return 3 * x
+
+
+def test_a_sync_callable_with_an_async_attribute_stays_sync() -> None:
+    assert lightwork.map(HoldsAnAsyncFunction(), [1, 2], backend="serial") == [3, 6]
+
+
 def test_async_map_from_the_top_level() -> None:
     assert lightwork.map(double, range(5)) == [0, 2, 4, 6, 8]
 

@@ -51,6 +51,33 @@ def test_fixed_chunksize_gives_same_results(make_executor: MakeExecutor) -> None
         assert list(ex.imap(square, range(100), chunksize=7)) == [x * x for x in range(100)]
 
 
+class CountedPickles:
+    """A function that counts how often it is pickled (here, in the parent)."""
+
+    pickled = 0
+
+    def __call__(self, x: int) -> int:
+        return x + 1
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        CountedPickles.pickled += 1
+        return (CountedPickles, ())
+
+
+def test_a_function_travels_once_however_often_it_is_called(
+    make_process_executor: MakeExecutor,
+) -> None:
+    fn = CountedPickles()
+    with make_process_executor() as ex:
+        CountedPickles.pickled = 0
+        assert [ex.submit(fn, i).result() for i in range(5)] == [1, 2, 3, 4, 5]
+        assert CountedPickles.pickled == 1
+        for _ in range(3):
+            assert list(ex.map(fn, range(3))) == [1, 2, 3]
+            assert ex.starmap(fn, [(0,)]) == [1]
+        assert CountedPickles.pickled <= 3  # once per way of calling it (submit, map, starmap)
+
+
 def test_lambdas_and_closures_run_in_workers(make_executor: MakeExecutor) -> None:
     offset = 10
     with make_executor() as ex:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,36 @@ def test_a_session_sends_importable_functions_without_cloudpickle() -> None:
         "    print(list(ex.map(session_function, [1, 2])), 'cloudpickle' in sys.modules)\n"
     )
     assert lines == ["[-1, -2] False", "[10, 20] True"]
+
+
+def test_a_worker_mapping_a_large_array_loads_no_parent_side_module() -> None:
+    # NumPy itself imports typing and inspect; what must stay out is the parent's array
+    # machinery (cloudpickle, the segment bookkeeping).
+    (loaded,) = run_python(
+        "import numpy as np, lightwork\n"
+        "with lightwork.Executor(1) as ex:\n"
+        "    expr = \"(a.sum(), sorted(__import__('sys').modules))\"\n"
+        "    total, modules = ex.submit(eval, expr, {'a': np.ones(1 << 18)}).result()\n"
+        "assert total == 1 << 18\n"
+        "parent_side = ('cloudpickle', 'lightwork._backends._processes._arrays', "
+        "'lightwork._engine._tasks')\n"
+        "print([m for m in parent_side if m in modules])\n"
+    )
+    assert loaded == "[]"
+
+
+def test_a_module_registered_to_travel_by_value_does(tmp_path: Path) -> None:
+    # The module is not on the workers' path: by reference, they could not import it.
+    (tmp_path / "elsewhere.py").write_text("def tenfold(x):\n    return 10 * x\n")
+    lines = run_python(
+        "import importlib.util, sys, cloudpickle, lightwork\n"
+        f"spec = importlib.util.spec_from_file_location('elsewhere', {str(tmp_path)!r} + "
+        "'/elsewhere.py')\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['elsewhere'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "cloudpickle.register_pickle_by_value(module)\n"
+        "with lightwork.Executor(1) as ex:\n"
+        "    print(list(ex.map(module.tenfold, [1, 2])))\n"
+    )
+    assert lines == ["[10, 20]"]

@@ -14,16 +14,12 @@ One API for embarrassingly parallel Python on serial, thread and process backend
 tqdm, Dask and matplotlib only by the features that need them.
 """
 
-from __future__ import annotations
-
 import importlib
 
 # Names load on first use: ``import lightwork`` imports nothing else, because a worker process
 # imports the package too and needs only its task loop (see lightwork._engine._run).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ._engine._api import imap as imap
     from ._engine._api import map as map
     from ._engine._api import starmap as starmap
@@ -90,7 +86,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lightwork' has no attribute {name!r}")

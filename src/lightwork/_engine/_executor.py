@@ -60,7 +60,8 @@ ASYNC_CONCURRENCY = 1000
 
 def is_async(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` (or the function a Star or Call wraps) is an ``async def`` function."""
-    fn = getattr(fn, "fn", fn)
+    if isinstance(fn, Star | Call):
+        fn = fn.fn
     # Plain and C functions answered here, without importing inspect (~5 ms of a program's
     # first pool); methods, partials and functions marked by inspect.markcoroutinefunction
     # are left to inspect.

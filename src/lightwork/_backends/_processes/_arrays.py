@@ -3,7 +3,8 @@
 A large array among a task's arguments (or captured by its function, as in
 ``functools.partial(fn, big)``) is copied once into a shared-memory segment per call; what
 travels to the workers is a small handle, and each worker maps the segment read-only instead of
-unpickling its own copy. A 400 MB array sent to 8 tasks costs one memcpy, not 8 pickles.
+unpickling its own copy. A 400 MB array sent to 8 tasks costs one copy, not 8 pickles.
+This module is the parent's side; ``_mapped`` is the worker's.
 
     parent: ndarray --copy once--> /dev/shm segment <--mmap, read-only-- worker (per chunk)
             handle (name, shape, dtype) travels in the payload instead of the data
@@ -20,7 +21,6 @@ copied; this module is for the plain arrays users already have.
 from __future__ import annotations
 
 import io
-import mmap
 import os
 import pickle
 import sys
@@ -28,6 +28,8 @@ from multiprocessing import shared_memory
 from typing import Any
 
 import cloudpickle
+
+from ._mapped import attach
 
 # Below this, pickling the bytes is about as cheap as a segment's system calls.
 ARRAY_THRESHOLD_BYTES = 1 << 20
@@ -128,13 +130,15 @@ def dumps_function_sharing(obj: Any, segments: ArraySegments) -> bytes:
     By reference where workers can import the function, else by value (see
     ``lightwork._backends._processes._supervisor.dumps_function``).
     """
-    from ._supervisor import _interactive_main
+    from ._supervisor import needs_value
 
-    if not _interactive_main():
-        try:
-            return dumps_sharing(obj, segments)
-        except Exception:
-            pass
+    try:
+        data = dumps_sharing(obj, segments)
+    except Exception:
+        pass
+    else:
+        if not needs_value(data):
+            return data
     buffer = io.BytesIO()
     _SharingCloudPickler(buffer, segments).dump(obj)
     return buffer.getvalue()
@@ -143,7 +147,7 @@ def dumps_function_sharing(obj: Any, segments: ArraySegments) -> bytes:
 def _reduce_array(obj: Any, segments: ArraySegments) -> Any:
     is_array = type(obj).__module__ == "numpy" and type(obj).__name__ == "ndarray"
     if is_array and obj.nbytes >= ARRAY_THRESHOLD_BYTES and not obj.dtype.hasobject:
-        return attach, segments.handle(obj)
+        return attach, segments.handle(obj)  # the worker calls attach(*handle)
     return NotImplemented
 
 
@@ -166,41 +170,3 @@ class _SharingCloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
         if reduced is NotImplemented:
             return super().reducer_override(obj)
         return reduced
-
-
-def attach(name: str, shape: tuple[int, ...], dtype: str) -> Any:
-    """In a worker: the array, read-only, on the parent's segment (unpickling calls this)."""
-    import numpy as np
-
-    path = f"/dev/shm/{name.lstrip('/')}"
-    if os.path.exists(path):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        # The array keeps the mapping alive, and the mapping goes when the array does.
-        array = np.frombuffer(mapped, dtype=np.dtype(dtype), count=int(np.prod(shape)))
-        return array.reshape(shape)
-    return _attach_portable(name, shape, dtype)  # no /dev/shm: macOS
-
-
-_portable: dict[str, shared_memory.SharedMemory] = {}
-
-
-def _attach_portable(name: str, shape: tuple[int, ...], dtype: str) -> Any:
-    import numpy as np
-
-    segment = _portable.get(name)
-    if segment is None:
-        segment = _portable[name] = shared_memory.SharedMemory(name=name)
-        try:
-            from multiprocessing import resource_tracker
-
-            resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
-        except Exception:
-            pass
-    array = np.ndarray(shape, np.dtype(dtype), buffer=segment.buf)
-    array.flags.writeable = False
-    return array

@@ -290,6 +290,11 @@ class ProcessBackend(Backend):
                 preload = [__package__ + "._worker"]
                 if "numpy" in sys.modules:
                     preload.append("numpy")
+                if not _interactive_main():
+                    # Each worker imports the script through runpy, whose pkgutil brings in
+                    # typing: ~8 ms a worker. (The server's own preload of __main__, meant
+                    # to spare that, never runs before Python 3.13.)
+                    preload += ["runpy", "pkgutil"]
                 self._context.set_forkserver_preload(preload)
             self._thread = threading.Thread(
                 target=self._supervise, name="lightwork-supervisor", daemon=True
@@ -830,12 +835,23 @@ def dumps_function(obj: Any) -> bytes:
         data = pickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
     except Exception:
         return _cloudpickle_dumps(obj)
-    # A pickle that names the module "__main__" refers to it by that name, which a worker
-    # cannot import from a session; one that does not name it is safe as it is (and spares
-    # a session's first pool the ~4 ms import of cloudpickle).
+    return _cloudpickle_dumps(obj) if needs_value(data) else data
+
+
+def needs_value(data: bytes) -> bool:
+    """Whether a plain pickle refers by name to something that must travel by value instead.
+
+    A reference names its module literally: ``__main__`` in a session (a notebook,
+    ``python -c``), which has no file for workers to import, or a module registered with
+    ``cloudpickle.register_pickle_by_value``. Anything else is safe as it is, and spares a
+    session's first pool the ~4 ms import of cloudpickle. (A false match only costs time.)
+    """
     if b"__main__" in data and _interactive_main():
-        return _cloudpickle_dumps(obj)
-    return data
+        return True
+    cloudpickle = sys.modules.get("cloudpickle")  # if it was never imported, none registered
+    if cloudpickle is None:
+        return False
+    return any(name.encode() in data for name in cloudpickle.list_registry_pickle_by_value())
 
 
 def _interactive_main() -> bool:
