@@ -28,6 +28,9 @@ MIN_DISPATCH_SHARE = 4
 CAUTIOUS_DISPATCH_SECONDS = 1e-3
 # A chunk this long measures its tasks, not the fixed cost of running a chunk.
 TRUSTED_MEASURE_SECONDS = 1e-3
+# A chunk shorter than this measured mostly that fixed cost (a one-task chunk of a 70 ns task
+# takes 1.5-10 us): its time per task is only an upper bound.
+FIXED_COST_SECONDS = 50e-6
 # Weight of the newest measurement: adapts within a few chunks, ignores a single outlier.
 # Measurements are weighted by their task counts too, so a one-task chunk, whose time is mostly
 # fixed cost, doesn't make tiny tasks look slow.
@@ -96,6 +99,12 @@ class ChunkSizer:
             per_task = max(self.seconds_per_task, 1e-9)
             size = int(self.target_seconds / per_task)
             floor = int(self.min_seconds / per_task)
+            if self.cautious and self._longest < FIXED_COST_SECONDS:
+                # Tasks too quick to time yet: the tail rule, which needs their true time,
+                # would cut chunks many times too small, each a round trip through a
+                # scheduler. Size them for the target at the bound; the next measurement
+                # (of a chunk that long) is a true one.
+                floor = size
         if remaining is not None:
             tail = math.ceil(remaining / (self.workers * TAIL_CHUNKS_PER_WORKER))
             size = min(size, max(tail, floor))
