@@ -40,6 +40,13 @@ def test_map_imap_starmap_keep_order(cluster: lightwork.Executor) -> None:
     assert sorted(cluster.imap(square, range(100), ordered=False)) == [x * x for x in range(100)]
 
 
+def test_progress_bar_counts_items(
+    cluster: lightwork.Executor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert list(cluster.imap(square, range(40), progress=True)) == [x * x for x in range(40)]
+    assert "40/40" in capsys.readouterr().err
+
+
 def test_imap_is_lazy_on_an_endless_generator(cluster: lightwork.Executor) -> None:
     pulled: list[int] = []
 
