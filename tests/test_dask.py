@@ -189,9 +189,16 @@ def test_address_connects_to_a_running_scheduler(
     scheduler_address: tuple[str, list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
     address, _ = scheduler_address
-    assert lightwork.map(square, range(100), backend="dask", address=address) == [
-        x * x for x in range(100)
-    ]
+    try:
+        assert lightwork.map(square, range(100), backend="dask", address=address) == [
+            x * x for x in range(100)
+        ]
+    finally:
+        # map keeps its client as a warm pool until exit; the scheduler dies first, at the end
+        # of this module, and a client left reconnecting prints tracebacks as Python exits.
+        from lightwork._engine._api import _shutdown_warm_pools
+
+        _shutdown_warm_pools()
     with lightwork.Executor(backend="dask", address=address) as ex:
         marker = str(tmp_path / "killed")
         items = [(x, marker if x == 2 else os.devnull) for x in range(5)]
