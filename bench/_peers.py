@@ -369,21 +369,37 @@ print(json.dumps({{"seconds": seconds, "modules": len(sys.modules),
 """
 
 
-def run_python(code: str, flags: Sequence[str] = (), timeout: float = 300.0) -> tuple[str, str]:
-    """Run ``code`` in a fresh interpreter (this folder on its path); return stdout, stderr."""
+def run_python(
+    code: str, flags: Sequence[str] = (), timeout: float = 300.0, as_script: bool = False
+) -> tuple[str, str]:
+    """Run ``code`` in a fresh interpreter (this folder on its path); return stdout, stderr.
+
+    With ``as_script``, the code runs from a file under ``if __name__ == "__main__":`` instead
+    of ``-c``: a program's usual shape, whose workers import that file as multiprocessing does.
+    """
     import subprocess
+    import tempfile
+    import textwrap
 
     env = dict(os.environ)
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BENCH_DIR]
     env["PYTHONPATH"] = os.pathsep.join([BENCH_DIR, *paths])
-    done = subprocess.run(
-        [sys.executable, *flags, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        if as_script:
+            script = os.path.join(folder, "probe_script.py")
+            with open(script, "w") as f:
+                f.write('if __name__ == "__main__":\n' + textwrap.indent(code, "    ") + "\n")
+            command = [sys.executable, *flags, script]
+        else:
+            command = [sys.executable, *flags, "-c", code]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"probe failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return done.stdout, done.stderr

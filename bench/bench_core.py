@@ -257,15 +257,21 @@ def _serial_pool() -> AbstractContextManager[_peers.Runner]:
 
 
 def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
-    kinds = [(k, m) for m in (*START_METHODS, "spawn") for k in ("lightwork", "ppe")]
+    # "forkserver-script": the same probe run from a file, whose workers import that file.
+    methods = (*START_METHODS, "spawn", "forkserver-script")
+    kinds = [(k, m) for m in methods for k in ("lightwork", "ppe")]
     interpreters, pools = cfg["cold_repeats"], cfg["startup_repeats"] + 1
     log(f"(b) start-up: {interpreters} fresh interpreters x {len(kinds)}, {pools} pools each")
     runs: dict[tuple[str, str], list[list[dict[str, float]]]] = {k: [] for k in kinds}
     for i in range(interpreters):
         shift = i % len(kinds)
         for kind, method in kinds[shift:] + kinds[:shift]:
-            code = f"import _peers; _peers.startup_probe({kind!r}, {method!r}, {workers}, {pools})"
-            out, _ = _peers.run_python(code)
+            start_method, _, script = method.partition("-")
+            code = (
+                f"import _peers; _peers.startup_probe({kind!r}, {start_method!r}, {workers}, "
+                f"{pools})"
+            )
+            out, _ = _peers.run_python(code, as_script=bool(script))
             runs[(kind, method)].append(_peers.last_json(out))
 
     table = Table(
@@ -311,6 +317,8 @@ def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         f"each row: {interpreters} fresh interpreters (lightwork imported before the clock, "
         f"main module `-c`, so children import no script), each timing {pools} new pools in a "
         "row: the first is cold (a forkserver pool also starts the server), the others warm",
+        "(forkserver-script): the same probe run from a script file, which every worker "
+        "imports as multiprocessing does (the usual shape of a program)",
         "x lightwork compares with lightwork's warm time for the same start method",
         "workers started: processes alive when the first result came (PPE's "
         "len(_processes), lightwork's statistics().workers_started)",
