@@ -98,8 +98,9 @@ _WRITE_BYTES = 64 << 20
 def _write_into(name: str, array: Any) -> bool:
     """Copy a C-contiguous array into segment ``name`` by writing its file; False if not done.
 
-    Twice as fast as assigning through the segment's mapping (measured: 178 against 340 ms for
-    400 MB): the kernel fills the pages as it copies, instead of one page fault per 4 KiB.
+    Twice as fast as assigning through the segment's mapping (400 MB: 187 against 330-350 ms,
+    bench/bench_zero_copy.py's floor row then and before): the kernel fills the pages as it
+    copies, instead of taking one page fault per 4 KiB.
     """
     path = f"/dev/shm/{name.lstrip('/')}"
     if not array.flags.c_contiguous or not os.path.exists(path):
