@@ -315,7 +315,7 @@ def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         raw[f"{kind}-{method}"] = runs[key]
     table.notes += [
         f"each row: {interpreters} fresh interpreters (lightwork imported before the clock, "
-        f"main module `-c`, so children import no script), each timing {pools} new pools in a "
+        f"main module `-c` unless the row says script), each timing {pools} new pools in a "
         "row: the first is cold (a forkserver pool also starts the server), the others warm",
         "(forkserver-script): the same probe run from a script file, which every worker "
         "imports as multiprocessing does (the usual shape of a program)",

@@ -161,8 +161,9 @@ def methods(pool: Any, pool_shrink: int) -> list[Method]:
             data = memoryview(array.reshape(-1).view(np.uint8))
             fd = os.open(f"/dev/shm/{segment.name.lstrip('/')}", os.O_WRONLY)
             try:
-                for offset in range(0, len(data), 64 << 20):
-                    os.pwrite(fd, data[offset : offset + (64 << 20)], offset)
+                offset = 0
+                while offset < len(data):
+                    offset += os.pwrite(fd, data[offset : offset + (64 << 20)], offset)
             finally:
                 os.close(fd)
         finally:

@@ -90,8 +90,9 @@ def test_a_costly_dispatch_sizes_tasks_too_quick_to_time_for_the_target() -> Non
     # A one-task chunk of a 70 ns task measures the chunk's fixed cost, ~8 us: an upper bound.
     sizer = ChunkSizer(workers=2, total=100_000, dispatch_seconds=0.02, max_chunk=1 << 16)
     sizer.record(tasks=1, seconds=8e-6)
-    # 0.4 s (20 dispatches) at 8 us a task; the tail rule would have cut it to 100,000 / 8.
-    assert sizer.next_size(99_998, in_flight=1) == 50_000
+    # Half the rest for each worker (0.4 s, 20 dispatches, at 8 us a task, at most); the tail
+    # rule would have cut it to 100,000 / 8.
+    assert sizer.next_size(99_998, in_flight=1) == 49_999
     sizer.record(tasks=50_000, seconds=3.5e-3)  # a true measurement: 70 ns a task
     assert sizer.next_size(49_998) == 1 << 16  # 80 ms of such tasks is more than the cap
     cheap = ChunkSizer(workers=2, total=10_000, max_chunk=1 << 16)

@@ -51,31 +51,39 @@ def test_fixed_chunksize_gives_same_results(make_executor: MakeExecutor) -> None
         assert list(ex.imap(square, range(100), chunksize=7)) == [x * x for x in range(100)]
 
 
-class CountedPickles:
-    """A function that counts how often it is pickled (here, in the parent)."""
-
-    pickled = 0
-
-    def __call__(self, x: int) -> int:
-        return x + 1
-
-    def __reduce__(self) -> tuple[type, tuple[()]]:
-        CountedPickles.pickled += 1
-        return (CountedPickles, ())
+_unpickled = 0  # in a worker: how often a Scaler was unpickled there
 
 
-def test_a_function_travels_once_however_often_it_is_called(
+def _rebuild_scaler(factor: int) -> Scaler:
+    global _unpickled
+    _unpickled += 1
+    return Scaler(factor)
+
+
+class Scaler:
+    """A callable with state, which reports how often its worker has unpickled one."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, x: int) -> tuple[int, int]:
+        return x * self.factor, _unpickled
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return _rebuild_scaler, (self.factor,)
+
+
+def test_a_callable_runs_as_of_each_call_and_travels_once_per_state(
     make_process_executor: MakeExecutor,
 ) -> None:
-    fn = CountedPickles()
-    with make_process_executor() as ex:
-        CountedPickles.pickled = 0
-        assert [ex.submit(fn, i).result() for i in range(5)] == [1, 2, 3, 4, 5]
-        assert CountedPickles.pickled == 1
-        for _ in range(3):
-            assert list(ex.map(fn, range(3))) == [1, 2, 3]
-            assert ex.starmap(fn, [(0,)]) == [1]
-        assert CountedPickles.pickled <= 3  # once per way of calling it (submit, map, starmap)
+    scale = Scaler(1)
+    with make_process_executor(max_workers=1) as ex:
+        assert [ex.submit(scale, 10).result() for _ in range(3)] == [(10, 1)] * 3  # sent once
+        scale.factor = 2
+        assert ex.submit(scale, 10).result() == (20, 2)  # its new state, sent again
+        assert [value for value, _ in ex.map(scale, [10, 20])] == [20, 40]
+        scale.factor = 3
+        assert [value for value, _ in ex.imap(scale, [10])] == [30]
 
 
 def test_lambdas_and_closures_run_in_workers(make_executor: MakeExecutor) -> None:

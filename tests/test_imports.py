@@ -113,3 +113,29 @@ def test_a_module_registered_to_travel_by_value_does(tmp_path: Path) -> None:
         "    print(list(ex.map(module.tenfold, [1, 2])))\n"
     )
     assert lines == ["[10, 20]"]
+
+
+def test_a_script_runs_where_the_working_directory_shadows_a_preloaded_module(
+    tmp_path: Path,
+) -> None:
+    # The fork server preloads what a script's workers import, from its own sys.path, which
+    # starts with the working directory: a pkgutil.py there must not be what workers get.
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import lightwork\n"
+        "if __name__ == '__main__':\n"
+        "    with lightwork.Executor(2, start_method='forkserver') as ex:\n"
+        "        print(list(ex.map(abs, [-1, -2])))\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "pkgutil.py").write_text("NOT_THE_STANDARD_PKGUTIL = True\n")
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=elsewhere,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1, 2]"

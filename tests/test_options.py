@@ -67,6 +67,13 @@ def test_unknown_option_is_a_type_error() -> None:
         lightwork.map(square, [1], workers=2)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize("call", [lightwork.map, lightwork.imap, lightwork.starmap])
+def test_a_pool_option_given_to_a_call_says_where_it_belongs(call: Any) -> None:
+    name = call.__name__
+    with pytest.raises(TypeError, match=rf"lightwork\.{name}\(\).*'start_method'.*Executor"):
+        call(square, [1], start_method="fork")
+
+
 def test_unpicklable_function_names_itself(make_executor: MakeExecutor) -> None:
     lock = threading.Lock()
 

@@ -72,8 +72,9 @@ def whole(array: np.ndarray) -> np.ndarray:
         np.asfortranarray(BIG.reshape(-1, 64)),
         BIG.astype("datetime64[s]"),  # no buffer protocol for this dtype
         BIG.astype(np.complex64),
+        np.zeros(len(BIG), dtype=[("x", "f8"), ("n", "i4")]),  # a worker sees its fields too
     ],
-    ids=["c-contiguous", "strided", "fortran", "datetime64", "complex64"],
+    ids=["c-contiguous", "strided", "fortran", "datetime64", "complex64", "structured"],
 )
 def test_every_layout_reaches_workers_unchanged(array: np.ndarray) -> None:
     assert array.nbytes >= ARRAY_THRESHOLD_BYTES
@@ -93,6 +94,21 @@ def test_same_results_as_the_serial_backend() -> None:
     expected = lightwork.map(functools.partial(inspect_slice, BIG), range(4), backend="serial")
     got = lightwork.map(functools.partial(inspect_slice, BIG), range(4), max_workers=2)
     assert [r[0] for r in got] == [r[0] for r in expected]
+
+
+def test_a_copy_that_fails_leaves_no_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightwork._backends._processes import _arrays
+
+    def full(name: str, array: np.ndarray) -> bool:
+        raise OSError(28, "No space left on device")  # /dev/shm full, as in a small container
+
+    monkeypatch.setattr(_arrays, "_write_into", full)
+    with lightwork.Executor(1) as ex:
+        # The arguments then travel pickled, as they would without shared memory.
+        assert [r[0] for r in ex.starmap(inspect_slice_first, [(0, BIG)])] == [
+            float(BIG[:1000].sum())
+        ]
+    # no_segment_left checks /dev/shm
 
 
 def test_segments_are_released_after_a_crash(make_process_executor: MakeExecutor) -> None:

@@ -102,9 +102,10 @@ class ChunkSizer:
             if self.cautious and self._longest < FIXED_COST_SECONDS:
                 # Tasks too quick to time yet: the tail rule, which needs their true time,
                 # would cut chunks many times too small, each a round trip through a
-                # scheduler. Size them for the target at the bound; the next measurement
-                # (of a chunk that long) is a true one.
-                floor = size
+                # scheduler. Split what remains between the workers instead, at most the
+                # target at that bound; the next measurement (of a chunk that long) is true.
+                share = size if remaining is None else math.ceil(remaining / self.workers)
+                floor = max(floor, min(size, share))
         if remaining is not None:
             tail = math.ceil(remaining / (self.workers * TAIL_CHUNKS_PER_WORKER))
             size = min(size, max(tail, floor))

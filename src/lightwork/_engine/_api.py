@@ -39,8 +39,19 @@ class RunKwargs(CallKwargs, total=False):
     client: Any  #: backend="dask": an existing distributed.Client
 
 
-def _split(options: RunKwargs) -> tuple[str | None, Any, CallKwargs]:
+_OPTIONS = RunKwargs.__optional_keys__
+
+
+def _split(caller: str, options: RunKwargs) -> tuple[str | None, Any, CallKwargs]:
     """(address, client, the rest): the cluster picks the warm pool, the rest go per call."""
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"lightwork.{caller}() got an unexpected keyword argument {unknown[0]!r}: its "
+            f"options are backend, max_workers, chunksize, ordered, progress, "
+            f"{', '.join(sorted(_OPTIONS))}; pool options such as start_method or initializer "
+            "belong to lightwork.Executor"
+        )
     rest: dict[str, Any] = dict(options)
     address: str | None = rest.pop("address", None)
     client: Any = rest.pop("client", None)
@@ -107,7 +118,7 @@ def map(
     >>> lightwork.map(abs, [-3, -2, -1], backend="threads")
     [3, 2, 1]
     """
-    address, client, call_options = _split(options)
+    address, client, call_options = _split("map", options)
     with _warm_executor(backend, max_workers, address, client) as executor:
         return list(
             executor.imap(
@@ -138,7 +149,7 @@ def starmap(
     >>> lightwork.starmap(pow, [(2, 2), (4, 3), (5, 5)], backend="threads")
     [4, 64, 3125]
     """
-    address, client, call_options = _split(options)
+    address, client, call_options = _split("starmap", options)
     with _warm_executor(backend, max_workers, address, client) as executor:
         return executor.starmap(
             fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **call_options
@@ -166,7 +177,7 @@ def imap(
     >>> [next(squares) for _ in range(4)]
     [2, 1, 0, 1]
     """
-    address, client, call_options = _split(options)
+    address, client, call_options = _split("imap", options)
     context = _warm_executor(backend, max_workers, address, client)
     executor = context.__enter__()
 

@@ -54,13 +54,6 @@ class Star:
     def __call__(self, args: Sequence[Any]) -> Any:
         return self.fn(*args)
 
-    # Equal wrappers of one function share the workers' cached copy of it.
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Star and other.fn == self.fn
-
-    def __hash__(self) -> int:
-        return hash((Star, self.fn))
-
 
 class Call:
     """Calls ``fn(*args, **kwargs)`` for ``Executor.submit``."""
@@ -72,12 +65,6 @@ class Call:
 
     def __call__(self, call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
         return self.fn(*call[0], **call[1])
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Call and other.fn == self.fn
-
-    def __hash__(self) -> int:
-        return hash((Call, self.fn))
 
 
 def run_chunk(

@@ -61,21 +61,23 @@ class ArraySegments:
     def __init__(self) -> None:
         self._by_array: dict[int, tuple[Any, shared_memory.SharedMemory]] = {}
 
-    def handle(self, array: Any) -> tuple[str, tuple[int, ...], str]:
-        """Copy ``array`` into a segment (once per call) and return what a worker needs."""
-        import numpy as np
-
+    def handle(self, array: Any) -> tuple[str, tuple[int, ...], Any]:
+        """Copy ``array`` into a segment (once per call) and return what a worker needs:
+        the segment's name, the shape and the dtype (itself: a structured one keeps its
+        fields)."""
         found = self._by_array.get(id(array))
         if found is None or found[0] is not array:
             segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
-            if not _write_into(segment.name, array):
-                view = np.ndarray(array.shape, array.dtype, buffer=segment.buf)
-                view[...] = array  # the one copy
-                del view  # release the export, so the segment can be closed later
+            try:
+                _copy_into(segment, array)
+            except BaseException:
+                segment.close()  # a full /dev/shm, say: leave no segment behind
+                segment.unlink()
+                raise
             found = (array, segment)  # holding the array keeps id(array) from being reused
             self._by_array[id(array)] = found
         segment = found[1]
-        return segment.name, array.shape, array.dtype.str
+        return segment.name, array.shape, array.dtype
 
     def close(self) -> None:
         for _, segment in self._by_array.values():
@@ -93,6 +95,16 @@ class ArraySegments:
 # pwrite() calls of this size: bounded so a call can't pin a huge slice, large enough that the
 # system calls cost nothing against the copy.
 _WRITE_BYTES = 64 << 20
+
+
+def _copy_into(segment: shared_memory.SharedMemory, array: Any) -> None:
+    """The one copy of ``array``, into ``segment``."""
+    import numpy as np
+
+    if not _write_into(segment.name, array):
+        view = np.ndarray(array.shape, array.dtype, buffer=segment.buf)
+        view[...] = array
+        del view  # release the export, so the segment can be closed later
 
 
 def _write_into(name: str, array: Any) -> bool:

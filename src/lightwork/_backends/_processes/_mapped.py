@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def attach(name: str, shape: tuple[int, ...], dtype: str) -> Any:
+def attach(name: str, shape: tuple[int, ...], dtype: Any) -> Any:
     """In a worker: the array, read-only, on the parent's segment (unpickling calls this)."""
     import numpy as np
 
@@ -36,7 +36,7 @@ def attach(name: str, shape: tuple[int, ...], dtype: str) -> Any:
 _portable: dict[str, shared_memory.SharedMemory] = {}
 
 
-def _attach_portable(name: str, shape: tuple[int, ...], dtype: str) -> Any:
+def _attach_portable(name: str, shape: tuple[int, ...], dtype: Any) -> Any:
     from multiprocessing import shared_memory
 
     import numpy as np

@@ -41,7 +41,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..._engine._counters import WorkerCounters
-from ..._engine._run import add_task_note
+from ..._engine._run import Call, Star, add_task_note
 from ..._engine._tasks import Attempt, Chunk, Job, copy_error, fail_attempt
 from ..._errors import (
     BrokenWorkerError,
@@ -156,7 +156,7 @@ class ProcessBackend(Backend):
         self._numbers = itertools.count()
         self._serials = itertools.count(1)
         self._spec_ids = itertools.count()
-        self._specs: OrderedDict[Any, tuple[int, bytes]] = OrderedDict()
+        self._specs: OrderedDict[bytes, int] = OrderedDict()  # a pickled spec -> its id
         self._specs_lock = threading.Lock()
         self._startup_deaths = 0
         self._workers_started = 0
@@ -169,30 +169,29 @@ class ProcessBackend(Backend):
     # ---- called from any thread -------------------------------------------------------------
 
     def prepare(self, job: Job) -> None:
-        """Pickle the job's function and retry policy once; workers get them once each."""
-        key = (job.fn, job.retries, job.retry_on)
-        with self._specs_lock:
-            try:
-                spec_id, payload = self._specs[key]
-                self._specs.move_to_end(key)
-                job.spec_id, job.fn_payload = spec_id, payload
-                return
-            except (KeyError, TypeError):  # TypeError: an unhashable callable
-                pass
-        spec_id, payload = next(self._spec_ids), self._pickle_function(job)
-        job.spec_id, job.fn_payload = spec_id, payload
+        """Pickle the job's function and retry policy; workers get each distinct pickle once.
+
+        Pickled on every call, as ``ProcessPoolExecutor`` does, so that a callable's state as
+        of the call is what runs (a few microseconds for a function sent by reference); the
+        bytes, not the function, say whether the workers already hold it.
+        """
+        payload = self._pickle_function(job)
         if job.segments is not None:
             # It refers to this call's array segments: never reuse it, and have the workers
             # forget it when the call ends, or they would keep the arrays mapped.
+            spec_id = next(self._spec_ids)
+            job.spec_id, job.fn_payload = spec_id, payload
             job.on_close.append(lambda: self._forget_spec(spec_id))
             return
         with self._specs_lock:
-            try:
-                self._specs[key] = (spec_id, payload)
-            except TypeError:
-                return
-            if len(self._specs) > SPEC_CACHE_SIZE:
-                self._specs.popitem(last=False)
+            found = self._specs.get(payload)
+            if found is None:
+                found = self._specs[payload] = next(self._spec_ids)
+                if len(self._specs) > SPEC_CACHE_SIZE:
+                    self._specs.popitem(last=False)
+            else:
+                self._specs.move_to_end(payload)
+        job.spec_id, job.fn_payload = found, payload
 
     def _pickle_function(self, job: Job) -> bytes:
         spec = (job.fn, job.retries, job.retry_on)  # the worker makes a Work of it
@@ -208,7 +207,7 @@ class ProcessBackend(Backend):
                 job.on_close.append(segments.close)
             return payload
         except Exception as error:
-            fn = getattr(job.fn, "fn", job.fn)
+            fn = job.fn.fn if isinstance(job.fn, Star | Call) else job.fn
             message = f"the function {fn!r} could not be pickled: {error}"
             raise _serialization_error(message, error) from error
 
@@ -290,11 +289,8 @@ class ProcessBackend(Backend):
                 preload = [__package__ + "._worker"]
                 if "numpy" in sys.modules:
                     preload.append("numpy")
-                if not _interactive_main():
-                    # Each worker imports the script through runpy, whose pkgutil brings in
-                    # typing: ~8 ms a worker. (The server's own preload of __main__, meant
-                    # to spare that, never runs before Python 3.13.)
-                    preload += ["runpy", "pkgutil"]
+                if not _interactive_main():  # what each worker needs to import the script
+                    preload.append(__package__ + "._forkserver_preload")
                 self._context.set_forkserver_preload(preload)
             self._thread = threading.Thread(
                 target=self._supervise, name="lightwork-supervisor", daemon=True
