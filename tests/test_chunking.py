@@ -86,18 +86,24 @@ def test_a_costly_dispatch_sends_one_task_per_worker_until_a_chunk_is_measured()
     assert sizer.next_size(998, in_flight=2) == 4  # 20 dispatches of work, 0.2 s
 
 
-def test_a_costly_dispatch_sizes_tasks_too_quick_to_time_for_the_target() -> None:
+def test_a_costly_dispatch_shares_tasks_too_quick_to_time_between_workers() -> None:
     # A one-task chunk of a 70 ns task measures the chunk's fixed cost, ~8 us: an upper bound.
     sizer = ChunkSizer(workers=2, total=100_000, dispatch_seconds=0.02, max_chunk=1 << 16)
-    sizer.record(tasks=1, seconds=8e-6)
-    # Half the rest for each worker (0.4 s, 20 dispatches, at 8 us a task, at most); the tail
-    # rule would have cut it to 100,000 / 8.
-    assert sizer.next_size(99_998, in_flight=1) == 49_999
-    sizer.record(tasks=50_000, seconds=3.5e-3)  # a true measurement: 70 ns a task
-    assert sizer.next_size(49_998) == 1 << 16  # 80 ms of such tasks is more than the cap
+    sizer.record(tasks=1, seconds=8e-6)  # one probe is back, the other still out
+    # A worker's share of what is unfinished (0.4 s at that bound at most), where the tail
+    # rule would have cut it to 100,000 / 8: fewer round trips through the scheduler.
+    assert sizer.next_size(99_998, in_flight=1, unfinished=1) == 50_000
+    sizer.record(tasks=1, seconds=8e-6)  # the other probe is back; the 50,000 still run
+    assert sizer.next_size(49_998, in_flight=1, unfinished=50_000) == 49_999
     cheap = ChunkSizer(workers=2, total=10_000, max_chunk=1 << 16)
     cheap.record(tasks=1, seconds=8e-6)  # a cheap dispatch keeps the tail rule throughout
     assert cheap.next_size(10_000) == 10_000 // (2 * TAIL_CHUNKS_PER_WORKER)
+
+
+def test_a_costly_dispatch_still_balances_tasks_it_can_nearly_time() -> None:
+    sizer = ChunkSizer(workers=2, total=10_000, dispatch_seconds=0.02, max_chunk=1 << 16)
+    sizer.record(tasks=1, seconds=28e-6)  # 20 us tasks: their probe says 28 us
+    assert sizer.next_size(9_999, in_flight=1, unfinished=1) == 5_000  # half, not all
 
 
 def test_a_cheap_dispatch_never_waits_for_a_measurement() -> None:

@@ -79,8 +79,11 @@ class ChunkSizer:
         self._unmeasured_size = 1
         self._unmeasured_chunks = 0
 
-    def next_size(self, remaining: int | None = None, in_flight: int = 0) -> int:
-        """The size of the next chunk, given how many tasks remain (None if unknown).
+    def next_size(
+        self, remaining: int | None = None, in_flight: int = 0, unfinished: int = 0
+    ) -> int:
+        """The size of the next chunk, given how many tasks remain to be sent (None if
+        unknown), and how many chunks and tasks were sent and are not finished yet.
 
         0 means: send nothing more until a chunk has finished and been measured.
         """
@@ -102,9 +105,12 @@ class ChunkSizer:
             if self.cautious and self._longest < FIXED_COST_SECONDS:
                 # Tasks too quick to time yet: the tail rule, which needs their true time,
                 # would cut chunks many times too small, each a round trip through a
-                # scheduler. Split what remains between the workers instead, at most the
-                # target at that bound; the next measurement (of a chunk that long) is true.
-                share = size if remaining is None else math.ceil(remaining / self.workers)
+                # scheduler. Give this chunk a worker's share of the tasks not yet finished
+                # instead, at most the target at that bound; the next measurement (of a
+                # chunk that long) is a true one.
+                share = size
+                if remaining is not None:
+                    share = math.ceil((remaining + unfinished) / self.workers)
                 floor = max(floor, min(size, share))
         if remaining is not None:
             tail = math.ceil(remaining / (self.workers * TAIL_CHUNKS_PER_WORKER))

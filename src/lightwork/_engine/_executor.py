@@ -533,7 +533,7 @@ class Executor(concurrent.futures.Executor):
         max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
         held: dict[int, Chunk] = {}  # finished chunks waiting for an earlier one (ordered)
         next_seq = seq = first_seq
-        fed = first_index
+        fed = finished = first_index  # tasks sent to the backend, and come back from it
         in_flight = 0
         exhausted = failed = False
         bar = None
@@ -551,7 +551,8 @@ class Executor(concurrent.futures.Executor):
                 can_feed = not exhausted and not failed and in_flight < max_in_flight
                 size = 0
                 if can_feed:  # (the sizer counts its calls: ask only when feeding)
-                    size = sizer.next_size(None if total is None else total - fed, in_flight)
+                    remaining = None if total is None else total - fed
+                    size = sizer.next_size(remaining, in_flight, fed - finished)
                 if can_feed and (size or not in_flight):  # size 0: await a measurement
                     batch = list(itertools.islice(items, max(size, 1)))
                     exhausted = len(batch) < max(size, 1)
@@ -571,6 +572,7 @@ class Executor(concurrent.futures.Executor):
                     done = self._next_done(job, flow.deadline)
                 elif isinstance(done, BaseException):
                     raise done
+                finished += len(done)
                 if bar is not None:
                     bar.update(len(done))
                 failed = failed or (bool(done.errors) and not flow.return_exceptions)
