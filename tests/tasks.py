@@ -174,3 +174,22 @@ def announce_workers() -> None:
         time.sleep(0.05)
     time.sleep(0.3)
     print("PIDS", " ".join(str(p.pid) for p in me.children(recursive=True)), flush=True)
+
+
+def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """Wait up to ``seconds`` for processes to exit; the pids still running (zombies count as
+    gone: only their parent's wait is missing)."""
+    import psutil
+
+    def running(pid: int) -> bool:
+        try:
+            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return False
+
+    end = time.monotonic() + seconds
+    while True:
+        alive = [p for p in pids if running(p)]
+        if not alive or time.monotonic() > end:
+            return alive
+        time.sleep(0.05)

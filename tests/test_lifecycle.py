@@ -17,7 +17,7 @@ import pytest
 import lightwork
 
 from conftest import MakeExecutor
-from tasks import DRIVER_HEADER, square
+from tasks import DRIVER_HEADER, square, wait_gone
 
 DRIVER = (
     DRIVER_HEADER
@@ -70,22 +70,6 @@ def _start_driver(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], lis
     return process, [int(p) for p in line.split()[1:]]
 
 
-def _wait_gone(pids: list[int], seconds: float) -> list[int]:
-    end = time.monotonic() + seconds
-    while True:
-        alive = [p for p in pids if _alive(p)]
-        if not alive or time.monotonic() > end:
-            return alive
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _kill_all(pids: list[int]) -> None:
     for pid in pids:
         try:
@@ -105,7 +89,7 @@ def test_one_ctrl_c_stops_everything_within_a_second(tmp_path: Path, mode: str) 
         assert stopped - sent < 1.0, "KeyboardInterrupt reached the caller late"
         assert err.count("KeyboardInterrupt") == 1, err  # no traceback per worker
         assert process.returncode != 0
-        assert _wait_gone(pids, 2.0) == [], "processes left behind after Ctrl-C"
+        assert wait_gone(pids, 2.0) == [], "processes left behind after Ctrl-C"
     finally:
         process.kill()
         _kill_all(pids)
@@ -117,7 +101,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, signum: int) -> 
     try:
         process.send_signal(signum)
         process.wait(timeout=10)
-        assert _wait_gone(pids, 2.5) == [], "orphaned workers kept running"
+        assert wait_gone(pids, 2.5) == [], "orphaned workers kept running"
     finally:
         process.kill()
         _kill_all(pids)
@@ -229,7 +213,7 @@ def test_workers_in_a_long_c_call_exit_when_the_parent_is_killed(
         time.sleep(0.5)  # the tasks are inside pow() now
         process.kill()
         process.wait(timeout=10)
-        assert _wait_gone(pids, 2.0) == [], "workers ran on inside their C call"
+        assert wait_gone(pids, 2.0) == [], "workers ran on inside their C call"
     finally:
         _kill_all(pids)
 

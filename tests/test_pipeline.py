@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 import lightwork
@@ -29,7 +28,7 @@ from lightwork import Pipeline
 from lightwork._backends._threads import ThreadBackend
 from lightwork._engine._executor import REORDER_SLACK
 
-from tasks import DRIVER_HEADER, CustomError
+from tasks import DRIVER_HEADER, CustomError, wait_gone
 
 # Stage backends every behavioural test runs on; serial is the reference.
 STAGE_BACKENDS: dict[str, dict[str, Any]] = {
@@ -359,7 +358,7 @@ def test_ctrl_c_stops_every_stage_within_a_second(tmp_path: Path) -> None:
         assert "LEFT []" in out, out  # every stage thread has ended
         assert err.count("KeyboardInterrupt") == 1, err
         assert process.returncode != 0
-        assert _wait_gone(pids, 2.0) == [], "processes left behind after Ctrl-C"
+        assert wait_gone(pids, 2.0) == [], "processes left behind after Ctrl-C"
     finally:
         process.kill()
         for pid in pids:
@@ -367,22 +366,6 @@ def test_ctrl_c_stops_every_stage_within_a_second(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def _wait_gone(pids: list[int], seconds: float) -> list[int]:
-    end = time.monotonic() + seconds
-    while True:
-        alive = [p for p in pids if _alive(p)]
-        if not alive or time.monotonic() > end:
-            return alive
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
 
 
 # ---- statistics and progress ------------------------------------------------------------------
