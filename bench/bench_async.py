@@ -57,6 +57,22 @@ def check(out: list[int], n: int = TASKS) -> None:
         raise AssertionError("wrong results")
 
 
+def _sleep_table(
+    title: str, times: dict[str, list[float]], reference: float, reference_name: str
+) -> Table:
+    """One row per variant: its times, against the reference row's and the ideal (SLEEP)."""
+    table = Table(title, ["variant", "median", "min", f"x {reference_name}", "x ideal"])
+    for name, values in times.items():
+        table.add(
+            name,
+            fmt_s(med(values)),
+            fmt_s(min(values)),
+            fmt_x(med(values) / reference),
+            fmt_x(med(values) / SLEEP),
+        )
+    return table
+
+
 def section_a(cfg: dict[str, int], markdown: bool) -> tuple[Table, float]:
     log("(a) async def tasks")
     loop = asyncio.new_event_loop()
@@ -83,18 +99,12 @@ def section_a(cfg: dict[str, int], markdown: bool) -> tuple[Table, float]:
     times = interleaved(variants, cfg["rounds"], label="(a)")
     loop.close()
     reference = med(times["asyncio.gather, reused loop"])
-    table = Table(
+    table = _sleep_table(
         f"(a) {TASKS} async tasks sleeping {SLEEP * 1e3:.0f} ms (ideal {SLEEP * 1e3:.0f} ms)",
-        ["variant", "median", "min", "x bare gather", "x ideal"],
+        times,
+        reference,
+        "bare gather",
     )
-    for name, values in times.items():
-        table.add(
-            name,
-            fmt_s(med(values)),
-            fmt_s(min(values)),
-            fmt_x(med(values) / reference),
-            fmt_x(med(values) / SLEEP),
-        )
     lw_times = times["lightwork.map(async fn, range(400))"]
     ratio = med(lw_times) / reference
     ratio_min = min(lw_times) / min(times["asyncio.gather, reused loop"])
@@ -201,19 +211,13 @@ def section_b(cfg: dict[str, int], markdown: bool) -> tuple[Table, float, float]
     mpire_times, mpire_notes = _mpire_rows(cfg)
     times.update(mpire_times)
     reference = med(times[names["tpe_warm"]])
-    table = Table(
+    table = _sleep_table(
         f"(b) {TASKS} blocking tasks sleeping {SLEEP * 1e3:.0f} ms on 400 threads "
         f"(ideal {SLEEP * 1e3:.0f} ms)",
-        ["variant", "median", "min", "x TPE warm", "x ideal"],
+        times,
+        reference,
+        "TPE warm",
     )
-    for name, values in times.items():
-        table.add(
-            name,
-            fmt_s(med(values)),
-            fmt_s(min(values)),
-            fmt_x(med(values) / reference),
-            fmt_x(med(values) / SLEEP),
-        )
     warm_ratio = med(times[names["lw_warm"]]) / reference
     cold_ratio = med(times[names["lw_cold"]]) / med(times[names["tpe_cold"]])
     table.notes.append(
