@@ -139,3 +139,17 @@ def test_a_script_runs_where_the_working_directory_shadows_a_preloaded_module(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[1, 2]"
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_pool_does_without_multiprocessing_connection(start_method: str) -> None:
+    # Its import (tempfile, shutil, bz2, lzma...) is ~4 ms before a first pool's first result;
+    # lightwork's own channel does the job. (A fork server imports it itself.)
+    (loaded,) = run_python(
+        "import sys, lightwork\n"
+        "name = 'multiprocessing.connection'\n"
+        f"with lightwork.Executor(1, start_method={start_method!r}) as ex:\n"
+        "    in_worker = ex.submit(eval, f'{name!r} in __import__(\"sys\").modules').result()\n"
+        "print([in_worker, name in sys.modules])\n"
+    )
+    assert loaded == "[False, False]"

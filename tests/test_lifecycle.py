@@ -134,6 +134,22 @@ def test_shutdown_leaves_nothing_behind(make_executor: MakeExecutor) -> None:
     assert set(os.listdir("/dev/shm")) <= shm
 
 
+@pytest.mark.parametrize("start_method", ["fork", "forkserver", "spawn"])
+def test_a_program_that_leaves_pools_open_exits_at_once(start_method: str) -> None:
+    # Interpreter exit stops the warm pool and an executor never shut down, before
+    # multiprocessing's own exit handler joins (forever) every child still running.
+    code = (
+        "import lightwork\n"
+        "print(lightwork.map(abs, [-1, -2], max_workers=2))\n"
+        f"ex = lightwork.Executor(2, start_method={start_method!r})\n"
+        "print(ex.submit(abs, -3).result())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode, done.stdout.split()) == (0, ["[1,", "2]", "3"]), done.stderr
+
+
 def test_killed_workers_are_reaped_not_left_as_zombies(make_process_executor: MakeExecutor) -> None:
     from tasks import kill_self
 

@@ -12,7 +12,7 @@
 
 Only the supervisor thread touches workers, their in-flight attempts and the spec caches; other
 threads append to ``_pending`` and write a byte to the wake pipe. The supervisor sleeps in
-``multiprocessing.connection.wait`` on every worker's pipe *and* sentinel, so a dead worker is
+``wait`` (see _channel) on every worker's pipe *and* sentinel, so a dead worker is
 noticed at once, and it always knows which attempts each worker holds (in send order, which is
 the order the worker runs them). Each worker has its own pipe, so a dead worker never corrupts a
 queue that others share, the failure that makes ``multiprocessing.Pool`` hang (cpython#96062).
@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import multiprocessing
+import multiprocessing.util  # before our atexit handler: see _shutdown_at_exit
 import os
 import pickle
 import signal
@@ -37,7 +38,6 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..._engine._counters import WorkerCounters
@@ -55,6 +55,7 @@ from ..._errors import (
 )
 from .._base import Backend
 from . import _wire
+from ._channel import Channel, pipe, wait
 from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class _Worker:
     """The supervisor's view of one worker process."""
 
     def __init__(
-        self, number: int, process: Any, conn: Connection, slot: SharedSlot, lifeline: Connection
+        self, number: int, process: Any, conn: Channel, slot: SharedSlot, lifeline: Channel
     ) -> None:
         self.number = number
         self.process = process
@@ -395,8 +396,8 @@ class ProcessBackend(Backend):
         from ._worker import worker_main
 
         number = next(self._numbers)
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
-        lifeline_r, lifeline_w = self._context.Pipe(duplex=False)  # see _worker._arm_lifeline
+        parent_conn, child_conn = pipe(duplex=True)
+        lifeline_r, lifeline_w = pipe(duplex=False)  # see _worker._arm_lifeline
         slot = SharedSlot(self._context)
         process = self._context.Process(
             target=worker_main,
@@ -532,7 +533,7 @@ class ProcessBackend(Backend):
             return
         self._on_message(worker, message)
 
-    def _on_message(self, worker: _Worker, message: bytes) -> None:
+    def _on_message(self, worker: _Worker, message: bytes | bytearray) -> None:
         kind, serial, compute, deserialize, serialize, idle = HEADER.unpack_from(message)
         payload = memoryview(message)[HEADER.size :]
         if kind == _wire.READY:
@@ -611,7 +612,7 @@ class ProcessBackend(Backend):
             self._on_message(worker, message)
             if worker.number not in self._workers:
                 return
-        worker.process.join(timeout=EXIT_GRACE_SECONDS)
+        _join(worker.process, EXIT_GRACE_SECONDS)
         del self._workers[worker.number]
         worker.counters.alive = False
         self._retired.append(worker.counters)
@@ -785,10 +786,10 @@ class ProcessBackend(Backend):
                 pass
         deadline = time.monotonic() + (0 if self._terminated else EXIT_GRACE_SECONDS)
         for worker in workers:
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            _join(worker.process, max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 _kill(worker.process)
-                worker.process.join(timeout=EXIT_GRACE_SECONDS)
+                _join(worker.process, EXIT_GRACE_SECONDS)
             worker.counters.alive = False
             self._retired.append(worker.counters)
             worker.conn.close()
@@ -809,6 +810,13 @@ class ProcessBackend(Backend):
             except OSError:
                 pass
         self._wake_r = self._wake_w = -1
+
+
+def _join(process: Any, timeout: float) -> None:
+    """``process.join(timeout)``, which imports multiprocessing.connection for its timed wait
+    (see _channel): wait on the process's sentinel here, then reap it."""
+    if wait([process.sentinel], timeout):
+        process.join()
 
 
 def _kill(process: Any) -> None:
@@ -905,8 +913,8 @@ _live_backends: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
 def _shutdown_at_exit() -> None:
     """Stop every pool at interpreter exit, before multiprocessing joins its children.
 
-    atexit runs handlers last-registered first, and multiprocessing registered its own when it
-    was imported, before this module.
+    atexit runs handlers last-registered first, and multiprocessing.util registered its own
+    (which joins every child) when it was imported, at the top of this module.
     """
     for backend in list(_live_backends):
         backend.shutdown(wait=True)

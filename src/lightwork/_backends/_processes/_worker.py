@@ -38,10 +38,10 @@ from ._wire import (
 
 TYPE_CHECKING = False  # not typing: see lightwork._engine._run on a worker's imports
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
     from typing import Any
 
     from ..._random import Slot
+    from ._channel import Channel
 
 # How often a worker checks that its parent is alive: it exits within this of the parent's death.
 PARENT_CHECK_SECONDS = 0.5
@@ -55,11 +55,11 @@ class _BrokenSpec:
 
 
 def worker_main(
-    conn: Connection,
+    conn: Channel,
     slot_array: Any,
     initializer: bytes | None,
     parent: int,
-    lifeline: Connection,
+    lifeline: Channel,
     inherited_lifeline_end: int,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -114,7 +114,7 @@ def _load_spec(data: bytes) -> Work | _BrokenSpec:
 
 
 def _run(
-    conn: Connection,
+    conn: Channel,
     slot: Slot,
     spec: Work | _BrokenSpec,
     message: tuple[Any, ...],
@@ -148,7 +148,7 @@ def _run(
 
 
 def _send(
-    conn: Connection,
+    conn: Channel,
     kind: int,
     serial: int,
     compute: float,
@@ -186,7 +186,7 @@ def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[lis
     return values, errors
 
 
-def _arm_lifeline(lifeline: Connection) -> None:
+def _arm_lifeline(lifeline: Channel) -> None:
     """Let the kernel kill this process the moment its parent dies, even mid-C-call.
 
     The parent holds the only write end of the lifeline pipe and never writes: when it dies,
@@ -209,7 +209,7 @@ def _arm_lifeline(lifeline: Connection) -> None:
     _keep_alive.append(lifeline)
 
 
-_keep_alive: list[Connection] = []  # the lifeline must not be closed by garbage collection
+_keep_alive: list[Channel] = []  # the lifeline must not be closed by garbage collection
 
 
 def _watch_parent(parent: int) -> None:
