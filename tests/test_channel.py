@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import multiprocessing.connection
 import os
+import socket
 import struct
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -102,3 +105,32 @@ def test_a_closed_channel_says_so() -> None:
     with pytest.raises(OSError, match="closed"):
         read_end.recv_bytes()
     write_end.close()
+
+
+def test_a_default_socket_timeout_leaves_the_pipes_blocking() -> None:
+    socket.setdefaulttimeout(5)
+    try:
+        ends = [*pipe(duplex=True), *pipe(duplex=False)]
+    finally:
+        socket.setdefaulttimeout(None)
+    assert [os.get_blocking(end.fileno()) for end in ends] == [True] * 4
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_program_with_a_default_socket_timeout_gets_its_large_results(
+    start_method: str,
+) -> None:
+    # Non-blocking pipes made every worker fail on its first empty read or its first
+    # message larger than the socket's buffer.
+    code = (
+        "import socket; socket.setdefaulttimeout(10)\n"
+        "import lightwork\n"
+        f"with lightwork.Executor(2, start_method={start_method!r}) as ex:\n"
+        "    sizes = [len(r) for r in ex.map(bytes, [1 << 20] * 4)]\n"
+        "    print(sizes, ex.statistics().workers_started)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["[1048576,", "1048576,", "1048576,", "1048576]", "2"]
+    assert done.stderr == ""

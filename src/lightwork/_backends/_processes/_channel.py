@@ -132,6 +132,9 @@ def _pipe(duplex: bool = True) -> tuple[Channel, Channel]:
     """Two connected ends; one-way (read end first) unless ``duplex``."""
     if duplex:
         left, right = socket.socketpair()
+        # Blocking even when the program set socket.setdefaulttimeout(), as multiprocessing.Pipe
+        left.setblocking(True)
+        right.setblocking(True)
         return Channel(left.detach()), Channel(right.detach())
     read_end, write_end = os.pipe()
     return Channel(read_end), Channel(write_end)

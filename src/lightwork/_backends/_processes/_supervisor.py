@@ -287,7 +287,7 @@ class ProcessBackend(Backend):
             if self.start_method == "forkserver":
                 # Workers fork from a server that has already imported the worker loop, and
                 # NumPy if this program uses it: each worker would otherwise import it again.
-                preload = [__package__ + "._worker"]
+                preload = [__package__ + "._worker", __package__ + "._channel"]
                 if "numpy" in sys.modules:
                     preload.append("numpy")
                 if not _interactive_main():  # what each worker needs to import the script
@@ -591,7 +591,10 @@ class ProcessBackend(Backend):
 
     def _maybe_retire(self, worker: _Worker) -> None:
         if worker.retiring and not worker.inflight:
-            worker.conn.send((_wire.STOP,))
+            try:
+                worker.conn.send((_wire.STOP,))
+            except OSError:
+                pass  # it died meanwhile: its sentinel says so
 
     def _on_exit(self, worker: _Worker) -> None:
         """The worker's process ended: requeue what it held, charge the task it was running."""
@@ -816,7 +819,10 @@ def _join(process: Any, timeout: float) -> None:
     """``process.join(timeout)``, which imports multiprocessing.connection for its timed wait
     (see _channel): wait on the process's sentinel here, then reap it."""
     if wait([process.sentinel], timeout):
-        process.join()
+        if timeout == 0:
+            process.is_alive()  # reaps it if it has exited; never blocks
+        else:
+            process.join()
 
 
 def _kill(process: Any) -> None:
