@@ -35,6 +35,15 @@ def fail_on(x: int, bad: int = 3) -> int:
     return x
 
 
+def touch(path: str, bad: str = "") -> str:
+    """Leave a trace of having run (a file, seen from any process); fail for ``bad``."""
+    with open(path, "w"):
+        pass
+    if path == bad:
+        raise CustomError(f"task got {path}")
+    return path
+
+
 def identity(x: Any) -> Any:
     return x
 

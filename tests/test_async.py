@@ -143,3 +143,18 @@ def test_async_task_timeout_cancels_the_coroutine() -> None:
     )
     assert all(isinstance(r, lightwork.TaskTimeoutError) for r in results)
     assert time.perf_counter() - started < 5
+
+
+def test_an_unread_executor_map_of_coroutines_still_runs(make_executor: MakeExecutor) -> None:
+    done: list[int] = []
+
+    async def record(x: int) -> int:
+        await asyncio.sleep(0)
+        done.append(x)
+        return x
+
+    with make_executor() as ex:
+        ex.map(record, range(300))
+        results = ex.map(double, range(100))
+    assert sorted(done) == list(range(300))
+    assert list(results) == [2 * x for x in range(100)]

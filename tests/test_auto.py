@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 import lightwork
 from lightwork._engine._auto import choose
 
-from tasks import fail_on, square
+from tasks import fail_on, square, touch
 
 
 def python_work(n: int) -> int:
@@ -113,3 +114,13 @@ def test_choose_policy(changes: dict[str, object], expected: str) -> None:
     }
     backend, reason = choose(**{**measured, **changes})  # type: ignore[arg-type]
     assert backend == expected, reason
+
+
+def test_an_unread_executor_map_runs_on_auto(tmp_path: Path) -> None:
+    # auto probes the first tasks in the caller at the first read: here, at shutdown.
+    paths = [str(tmp_path / f"task-{i}") for i in range(60)]
+    with lightwork.Executor(2, backend="auto") as ex:
+        ex.map(touch, paths)
+        results = ex.map(square, range(50))
+    assert len(list(tmp_path.iterdir())) == 60
+    assert list(results) == [x * x for x in range(50)]

@@ -7,6 +7,8 @@ import concurrent.futures
 import itertools
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,17 @@ import lightwork
 from lightwork._chunking import MAX_CHUNK
 
 from conftest import MakeExecutor, pids_of
-from tasks import CustomError, add, fail_on, identity, initialized, remember, sleep_then, square
+from tasks import (
+    CustomError,
+    add,
+    fail_on,
+    identity,
+    initialized,
+    remember,
+    sleep_then,
+    square,
+    touch,
+)
 
 
 def test_map_returns_results_in_input_order(make_executor: MakeExecutor) -> None:
@@ -101,6 +113,75 @@ def test_submit_passes_args_and_kwargs(make_executor: MakeExecutor) -> None:
 def test_executor_map_zips_several_iterables(make_executor: MakeExecutor) -> None:
     with make_executor() as ex:
         assert list(ex.map(pow, [2, 3, 4], [2, 2], chunksize=1)) == [4, 9]
+
+
+def _paths(folder: Path, n: int) -> list[str]:
+    return [str(folder / f"task-{i}") for i in range(n)]
+
+
+def _ran(folder: Path) -> int:
+    return len(list(folder.iterdir()))
+
+
+def test_executor_map_whose_results_are_never_read_still_runs(
+    make_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    # The standard library's map submits everything at the call; lightwork's reads its input
+    # lazily, so leaving the with-block runs the rest of a map nobody read.
+    with make_executor() as ex:
+        ex.map(touch, _paths(tmp_path, 60))
+    assert _ran(tmp_path) == 60
+
+
+def test_executor_map_results_can_be_read_after_shutdown(make_executor: MakeExecutor) -> None:
+    with make_executor() as ex:
+        results = ex.map(square, range(100))
+    assert list(results) == [x * x for x in range(100)]
+
+
+def test_an_unread_executor_map_runs_past_a_failure_and_raises_it_in_place(
+    make_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    paths = _paths(tmp_path, 30)
+    with make_executor() as ex:
+        results = ex.map(touch, paths, [paths[3]] * 30)
+    assert _ran(tmp_path) == 30  # every task ran, as submitted futures would
+    seen: list[str] = []
+    with pytest.raises(CustomError, match="task-3"):
+        for path in results:
+            seen.append(path)
+    assert seen == paths[:3]
+
+
+def test_executor_map_starts_work_at_the_call_with_bounded_look_ahead(
+    make_parallel_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    pulled: list[str] = []
+
+    def paths() -> Iterator[str]:
+        for path in _paths(tmp_path, 1000):
+            pulled.append(path)
+            yield path
+
+    with make_parallel_executor() as ex:
+        results = ex.map(touch, paths())
+        deadline = time.monotonic() + 30
+        while _ran(tmp_path) < 2 and time.monotonic() < deadline:  # no read: it runs anyway
+            time.sleep(0.01)
+        assert 2 <= _ran(tmp_path) <= len(pulled) < 100
+        assert list(itertools.islice(results, 500)) == _paths(tmp_path, 500)
+        results.close()  # type: ignore[attr-defined]
+    assert len(pulled) < 600  # a read map is the reader's: closing it cancelled the rest
+
+
+def test_shutdown_cancel_futures_drops_an_unread_executor_map(
+    make_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    ex = make_executor()
+    results = ex.map(touch, _paths(tmp_path, 1000))
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert _ran(tmp_path) < 1000
+    assert len(list(results)) < 1000
 
 
 def test_imap_is_lazy_on_an_endless_generator(make_executor: MakeExecutor) -> None:

@@ -11,11 +11,14 @@ ten million items, or an endless one, runs in constant memory.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import itertools
 import os
 import queue
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from types import BuiltinFunctionType, FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -156,6 +159,9 @@ class Executor(concurrent.futures.Executor):
         self._shutdown = False
         self._backends: dict[str, Backend] = {}  # by kind; "auto" may use all three
         self._auto_choice: AutoChoice | None = None
+        # Executor.map calls nobody has read yet: shutdown runs them to the end (see map)
+        self._unread: dict[int, tuple[_UnreadChunks, weakref.ref[Results[Any]]]] = {}
+        self._map_keys = itertools.count()
 
     # ---- concurrent.futures.Executor --------------------------------------------------------
 
@@ -189,6 +195,12 @@ class Executor(concurrent.futures.Executor):
 
         Results come in input order; the first task exception is raised when its result is
         reached. ``timeout`` bounds the whole iteration, from this call.
+
+        As with the standard library, work starts at this call (the first look-ahead window is
+        sent before it returns), and a map whose results are never read still runs: shutdown,
+        or leaving the ``with`` block, runs the rest of its input and keeps the results for
+        whoever still holds the iterator. Once you iterate it, it is yours: closing or dropping
+        it cancels what has not started.
         """
         check_callable(fn)
         if not iterables:
@@ -196,7 +208,7 @@ class Executor(concurrent.futures.Executor):
         for items in iterables:
             check_iterable(items)
         deadline = None if timeout is None else time.monotonic() + check_timeout("timeout", timeout)  # type: ignore[operator]
-        return self._results(
+        results = self._results(
             Star(fn),
             zip(*iterables, strict=False),  # the shortest iterable ends it, as in the stdlib
             chunksize=check_chunksize(chunksize),
@@ -207,17 +219,34 @@ class Executor(concurrent.futures.Executor):
             return_exceptions=False,
             total=_common_length(iterables),
             deadline=deadline,
+            unread=True,
         )
+        return results
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work; finish what was submitted unless ``cancel_futures``."""
         with self._lock:
             self._shutdown = True
             backends = list(self._backends.values())
-        for backend in backends:
-            if cancel_futures:
-                backend.cancel_pending()
-            backend.shutdown(wait=wait)
+            unread = list(self._unread.values())
+            self._unread.clear()
+        if cancel_futures:
+            for source, _ in unread:
+                source.close()
+            unread = []
+
+        def finish() -> None:
+            for source, reader in unread:
+                source.run_to_end(reader)
+            for backend in backends:
+                if cancel_futures:
+                    backend.cancel_pending()
+                backend.shutdown(wait=wait)
+
+        if wait or not unread:
+            finish()
+        else:  # the rest of those maps' input must still run, as submitted futures would
+            threading.Thread(target=finish, name="lightwork-finish-maps").start()
 
     def __exit__(
         self,
@@ -444,18 +473,36 @@ class Executor(concurrent.futures.Executor):
         total: int | None,
         deadline: float | None = None,
         on_done: Callable[[], None] | None = None,
+        unread: bool = False,
     ) -> Results[Any]:
+        """The call's results iterator. ``unread``: Executor.map's, whose first window is sent
+        now and which the executor keeps until it is iterated (see map)."""
         job = StreamJob(fn, options, self._entropy(seed))
         flow = _Flow(ordered, progress, return_exceptions, total, deadline, chunksize)
-        if is_async(fn):
-            backend = self._live_backend("async")
-            return Results(self._chunks(backend, job, iter(iterable), flow, on_done=on_done))
-        if self._backend_name == "auto":
-            chunks = self._auto_chunks(job, iter(iterable), flow, on_done)
-            return Results(chunks)
-        backend = self._live_backend()
-        backend.prepare(job)  # an unpicklable function fails here, before any input is read
-        return Results(self._chunks(backend, job, iter(iterable), flow, on_done=on_done))
+        items = iter(iterable)
+        chunks: Iterator[Chunk | None]
+        if self._backend_name == "auto" and not is_async(fn):
+            # The probe runs the first tasks in this thread: at the first read, not here.
+            chunks, prime = self._auto_chunks(job, items, flow, on_done), False
+        else:
+            backend = self._live_backend("async" if is_async(fn) else None)
+            backend.prepare(job)  # an unpicklable function fails here, before any input is read
+            chunks = self._chunks(backend, job, items, flow, on_done=on_done, prime=unread)
+            prime = unread
+        if not unread:
+            return Results(chunks, flow.return_exceptions)
+        if prime:
+            next(chunks)  # send the first window: runs to the generator's first, empty, yield
+        key = next(self._map_keys)
+        source = _UnreadChunks(chunks, flow, functools.partial(self._forget_unread, key))
+        results: Results[Any] = Results(source, flow.return_exceptions)
+        with self._lock:
+            self._unread[key] = (source, weakref.ref(results))
+        return results
+
+    def _forget_unread(self, key: int) -> None:
+        with self._lock:
+            self._unread.pop(key, None)
 
     def _auto_chunks(
         self,
@@ -463,7 +510,7 @@ class Executor(concurrent.futures.Executor):
         items: Iterator[Any],
         flow: _Flow,
         on_done: Callable[[], None] | None,
-    ) -> Iterator[Iterable[Any]]:
+    ) -> Iterator[Chunk | None]:
         """Probe the first tasks here, choose a backend, and run the rest on it."""
         # Imported here: the probe and its cost model are not needed by any other backend.
         from ._auto import AutoChoice, choose, is_free_threaded, probe
@@ -494,7 +541,7 @@ class Executor(concurrent.futures.Executor):
             probed = Chunk(job, 0, range(n), args)
             probed.values, probed.errors, probed.unresolved = values, errors, 0
             if n:
-                yield _outcomes(probed, flow.return_exceptions)
+                yield probed
             if exhausted:
                 return
             backend = self._live_backend(backend_name)
@@ -517,8 +564,13 @@ class Executor(concurrent.futures.Executor):
         first_index: int = 0,
         first_seq: int = 0,
         on_done: Callable[[], None] | None = None,
-    ) -> Iterator[Iterable[Any]]:
-        """Yield each finished chunk's results, in order or as they finish."""
+        prime: bool = False,
+    ) -> Iterator[Chunk | None]:
+        """Yield each finished chunk, in order or as they finish.
+
+        ``prime``: first feed the look-ahead window and yield None (Executor.map sends its
+        first tasks before it returns).
+        """
         total = flow.total
         if job.sizer is None:
             fixed = flow.chunksize or backend.default_chunksize
@@ -566,6 +618,9 @@ class Executor(concurrent.futures.Executor):
                         done = job.done.get_nowait()
                     elif not exhausted and in_flight < max_in_flight:
                         continue
+                if prime:
+                    prime = False
+                    yield None
                 if in_flight == 0:
                     return
                 if done is None:
@@ -578,12 +633,12 @@ class Executor(concurrent.futures.Executor):
                 failed = failed or (bool(done.errors) and not flow.return_exceptions)
                 if not flow.ordered:
                     in_flight -= 1
-                    yield _outcomes(done, flow.return_exceptions)
+                    yield done
                     continue
                 held[done.seq] = done
                 while next_seq in held:
                     in_flight -= 1
-                    yield _outcomes(held.pop(next_seq), flow.return_exceptions)
+                    yield held.pop(next_seq)
                     next_seq += 1
         except KeyboardInterrupt:
             self.terminate()  # one Ctrl-C stops every worker, not just this call
@@ -640,9 +695,10 @@ class Results(Iterator[R]):
     task does.
     """
 
-    def __init__(self, chunks: Iterator[Iterable[R]]) -> None:
+    def __init__(self, chunks: Iterator[Chunk | None], return_exceptions: bool) -> None:
         self._chunks = chunks
-        self._flat = itertools.chain.from_iterable(chunks)
+        outcomes = functools.partial(_outcomes, return_exceptions=return_exceptions)
+        self._flat: Iterator[R] = itertools.chain.from_iterable(map(outcomes, chunks))
 
     def __iter__(self) -> Iterator[R]:
         return self._flat
@@ -655,8 +711,64 @@ class Results(Iterator[R]):
         self._chunks.close()  # type: ignore[attr-defined]
 
 
-def _outcomes(chunk: Chunk, return_exceptions: bool) -> Iterable[Any]:
+class _UnreadChunks(Iterator["Chunk | None"]):
+    """An Executor.map call's chunks, which the executor holds until someone reads them.
+
+    Executor.shutdown() runs the rest of an unread map's input (``run_to_end``), as the
+    standard library runs every future it submitted, keeping the chunks only if a reader still
+    holds the results. Held by the executor, the generator is not closed (which would cancel
+    the work) when the caller drops an unread ``map(...)``.
+    """
+
+    def __init__(
+        self, chunks: Iterator[Chunk | None], flow: _Flow, on_first_read: Callable[[], None]
+    ) -> None:
+        self._chunks = chunks
+        self._flow = flow
+        self._on_first_read: Callable[[], None] | None = on_first_read
+        self._kept: deque[Chunk | None] = deque()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()  # a reader waits for a run_to_end in another thread
+
+    def __next__(self) -> Chunk | None:
+        with self._lock:
+            if self._on_first_read is not None:
+                self._on_first_read()
+                self._on_first_read = None
+            if self._kept:
+                return self._kept.popleft()
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            return next(self._chunks)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._on_first_read is not None:
+                self._on_first_read()
+                self._on_first_read = None
+            self._kept.clear()
+            self._chunks.close()  # type: ignore[attr-defined]
+
+    def run_to_end(self, reader: weakref.ref[Results[Any]]) -> None:
+        """Run every remaining task now; keep the chunks while ``reader`` is alive."""
+        with self._lock:
+            # As submitted futures would: a failure no longer stops the input (a reader still
+            # gets it raised in its place), and the map's timeout no longer applies.
+            self._flow.return_exceptions = True
+            self._flow.deadline = None
+            try:
+                for chunk in self._chunks:
+                    if reader() is not None:
+                        self._kept.append(chunk)
+            except Exception as error:  # the executor broke: the reader will see it
+                self._error = error
+
+
+def _outcomes(chunk: Chunk | None, return_exceptions: bool) -> Iterable[Any]:
     """A chunk's results in order: its list as it is when nothing failed (the fast path)."""
+    if chunk is None:  # Executor.map's first window went out
+        return ()
     if not chunk.errors:
         return chunk.values
     return _outcomes_with_errors(chunk, return_exceptions)
