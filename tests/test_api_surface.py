@@ -12,6 +12,7 @@ PUBLIC = {
     "Executor",
     "ExecutorShutdownError",
     "ExecutorStatistics",
+    "InvalidArgumentError",
     "InvalidOptionError",
     "LightworkError",
     "MissingDependencyError",
@@ -82,6 +83,7 @@ def test_executor_signature_is_a_process_pool_drop_in() -> None:
 
 def test_errors_subclass_what_users_already_catch() -> None:
     assert issubclass(lightwork.InvalidOptionError, ValueError)
+    assert issubclass(lightwork.InvalidArgumentError, TypeError)
     assert issubclass(lightwork.TaskTimeoutError, TimeoutError)
     assert issubclass(lightwork.WorkerCrashedError, concurrent.futures.BrokenExecutor)
     assert issubclass(lightwork.WorkerInitializationError, concurrent.futures.BrokenExecutor)

@@ -77,7 +77,7 @@ FAULTS: dict[
         {},
         {},
         lightwork.SerializationError,
-        r"task 2: data could not be unpickled in the worker.*refusing to unpickle",
+        r"task 2: its arguments could not be unpickled in the worker.*refusing to unpickle",
     ),
     "the task raises": (
         list(range(5)),
@@ -109,7 +109,7 @@ FAULTS: dict[
         {},
         {},
         lightwork.SerializationError,
-        r"task 2: data could not be unpickled in the parent",
+        r"task 2: its result could not be unpickled in the parent",
     ),
     "SIGKILL": (
         list(range(5)),

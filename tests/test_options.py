@@ -37,13 +37,15 @@ def test_bad_option_raises_invalid_option_error(options: dict[str, Any], message
 def test_executor_rejects_bad_constructor_options() -> None:
     with pytest.raises(lightwork.InvalidOptionError, match="max_workers"):
         lightwork.Executor(0)
+    with pytest.raises(lightwork.InvalidOptionError, match="max_workers"):
+        lightwork.Executor(-3, backend="serial")  # serial uses one, but -3 is still a mistake
     with pytest.raises(lightwork.InvalidOptionError, match="unknown start_method 'vfork'"):
         lightwork.Executor(start_method="vfork")
     with pytest.raises(lightwork.InvalidOptionError, match="max_tasks_per_worker"):
         lightwork.Executor(max_tasks_per_worker=0)
     with pytest.raises(lightwork.InvalidOptionError, match="processes backend only"):
         lightwork.Executor(backend="threads", start_method="spawn")
-    with pytest.raises(TypeError, match="initializer must be callable"):
+    with pytest.raises(lightwork.InvalidArgumentError, match="initializer must be callable"):
         lightwork.Executor(initializer=42)  # type: ignore[arg-type]
 
 
@@ -53,12 +55,12 @@ def test_serial_backend_refuses_task_timeout() -> None:
 
 
 def test_non_callable_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match="fn must be callable, not int"):
+    with pytest.raises(lightwork.InvalidArgumentError, match="fn must be callable, not int"):
         lightwork.map(42, [1])  # type: ignore[arg-type]
 
 
 def test_non_iterable_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match="iterable must be iterable, not int"):
+    with pytest.raises(lightwork.InvalidArgumentError, match="iterable must be iterable, not int"):
         lightwork.map(square, 42)  # type: ignore[arg-type]
 
 
@@ -70,7 +72,9 @@ def test_unknown_option_is_a_type_error() -> None:
 @pytest.mark.parametrize("call", [lightwork.map, lightwork.imap, lightwork.starmap])
 def test_a_pool_option_given_to_a_call_says_where_it_belongs(call: Any) -> None:
     name = call.__name__
-    with pytest.raises(TypeError, match=rf"lightwork\.{name}\(\).*'start_method'.*Executor"):
+    with pytest.raises(
+        lightwork.InvalidArgumentError, match=rf"lightwork\.{name}\(\).*'start_method'.*Executor"
+    ):
         call(square, [1], start_method="fork")
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._engine._stats import WorkerStatistics as WorkerStatistics
     from ._errors import BrokenWorkerError as BrokenWorkerError
     from ._errors import ExecutorShutdownError as ExecutorShutdownError
+    from ._errors import InvalidArgumentError as InvalidArgumentError
     from ._errors import InvalidOptionError as InvalidOptionError
     from ._errors import LightworkError as LightworkError
     from ._errors import MissingDependencyError as MissingDependencyError
@@ -61,6 +62,7 @@ _LAZY = {
     "WorkerStatistics": "._engine._stats",
     "BrokenWorkerError": "._errors",
     "ExecutorShutdownError": "._errors",
+    "InvalidArgumentError": "._errors",
     "InvalidOptionError": "._errors",
     "LightworkError": "._errors",
     "MissingDependencyError": "._errors",
@@ -106,6 +108,7 @@ __all__ = [
     "Executor",
     "ExecutorShutdownError",
     "ExecutorStatistics",
+    "InvalidArgumentError",
     "InvalidOptionError",
     "LightworkError",
     "MissingDependencyError",

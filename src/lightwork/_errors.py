@@ -6,6 +6,7 @@ moves from the standard library to lightwork::
 
     LightworkError
     ├── InvalidOptionError (ValueError)          a bad option: max_workers=0, backend="gpu", ...
+    ├── InvalidArgumentError (TypeError)         a non-callable fn, a non-iterable input, ...
     ├── SerializationError (pickle.PicklingError) a function, argument or result that won't pickle
     ├── ExecutorShutdownError (RuntimeError)     submit() after shutdown()
     ├── MissingDependencyError (ImportError)     an optional backend or feature isn't installed
@@ -27,6 +28,7 @@ from concurrent.futures import BrokenExecutor
 __all__ = [
     "BrokenWorkerError",
     "ExecutorShutdownError",
+    "InvalidArgumentError",
     "InvalidOptionError",
     "LightworkError",
     "MissingDependencyError",
@@ -44,6 +46,11 @@ class LightworkError(Exception):
 
 class InvalidOptionError(LightworkError, ValueError):
     """An option has a value lightwork cannot use; the message names the option and the value."""
+
+
+class InvalidArgumentError(LightworkError, TypeError):
+    """An argument of the wrong kind (a non-callable function, a non-iterable input, an
+    unknown keyword); the message names it."""
 
 
 class SerializationError(LightworkError, pickle.PicklingError):

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from ._errors import InvalidOptionError
+from ._errors import InvalidArgumentError, InvalidOptionError
 
 BACKENDS = ("serial", "threads", "processes", "auto", "dask")
 START_METHODS = ("fork", "forkserver", "spawn")
@@ -122,12 +122,13 @@ def check_start_method(start_method: object) -> str | None:
 
 def check_callable(fn: object, what: str = "fn") -> None:
     if not callable(fn):
-        raise TypeError(f"{what} must be callable, not {type(fn).__name__} {fn!r:.80}")
+        raise InvalidArgumentError(f"{what} must be callable, not {type(fn).__name__} {fn!r:.80}")
 
 
 def check_iterable(items: object, what: str = "iterable") -> Iterable[Any]:
     if not isinstance(items, Iterable):
-        raise TypeError(f"{what} must be iterable, not {type(items).__name__} {items!r:.80}")
+        kind = type(items).__name__
+        raise InvalidArgumentError(f"{what} must be iterable, not {kind} {items!r:.80}")
     return items
 
 

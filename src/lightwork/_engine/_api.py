@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
+from .._errors import InvalidArgumentError
 from .._options import check_backend, check_max_workers
 from ._executor import _UNSET, Executor, Results
 
@@ -46,7 +47,7 @@ def _split(caller: str, options: RunKwargs) -> tuple[str | None, Any, CallKwargs
     """(address, client, the rest): the cluster picks the warm pool, the rest go per call."""
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
-        raise TypeError(
+        raise InvalidArgumentError(
             f"lightwork.{caller}() got an unexpected keyword argument {unknown[0]!r}: its "
             f"options are backend, max_workers, chunksize, ordered, progress, "
             f"{', '.join(sorted(_OPTIONS))}; pool options such as start_method or initializer "

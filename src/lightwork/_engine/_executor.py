@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._backends import create_backend
 from .._backends._base import Backend
 from .._chunking import ChunkSizer
-from .._errors import ExecutorShutdownError, InvalidOptionError
+from .._errors import ExecutorShutdownError, InvalidArgumentError, InvalidOptionError
 from .._options import (
     RunOptions,
     check_backend,
@@ -119,7 +119,8 @@ class Executor(concurrent.futures.Executor):
         self._backend_name = check_backend(backend)
         if backend != "dask" and (address is not None or client is not None):
             raise InvalidOptionError("address and client apply to the dask backend only")
-        self._max_workers = 1 if backend == "serial" else check_max_workers(max_workers)
+        workers = check_max_workers(max_workers)  # checked on serial too: 0 is a mistake there
+        self._max_workers = 1 if backend == "serial" else workers
         # Coroutines only wait, so their default limit is not the CPU count.
         self._async_concurrency = (
             1 if backend == "serial" else ASYNC_CONCURRENCY if max_workers is None else max_workers
@@ -204,7 +205,7 @@ class Executor(concurrent.futures.Executor):
         """
         check_callable(fn)
         if not iterables:
-            raise TypeError("Executor.map() needs at least one iterable")
+            raise InvalidArgumentError("Executor.map() needs at least one iterable")
         for items in iterables:
             check_iterable(items)
         deadline = None if timeout is None else time.monotonic() + check_timeout("timeout", timeout)  # type: ignore[operator]

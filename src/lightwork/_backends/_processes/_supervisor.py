@@ -569,7 +569,7 @@ class ProcessBackend(Backend):
         try:
             values, encoded = pickle.loads(payload)
         except Exception as error:
-            self._isolate(attempt, "data", f"could not be unpickled in the parent: {error!r}")
+            self._isolate(attempt, "its result", f"could not be unpickled in the parent: {error!r}")
         else:
             chunk.job.measured(len(values), compute)
             errors = {attempt.lo + p: _wire.decode_error(e) for p, e in encoded.items()}
@@ -579,8 +579,8 @@ class ProcessBackend(Backend):
         self._maybe_retire(worker)
 
     def _isolate(self, attempt: Attempt, what: str, problem: str) -> None:
-        """``what`` ("data" or "the function") failed to unpickle: re-run the attempt's tasks
-        singly to find the one at fault."""
+        """``what`` (its arguments, its result, the function) failed to unpickle: re-run the
+        attempt's tasks singly to find the one at fault."""
         chunk = attempt.chunk
         if len(attempt) > 1:
             for position in reversed(range(attempt.lo, attempt.hi)):

@@ -10,8 +10,8 @@ Parent to worker, each a pickled tuple (``RUN`` is followed by its payload as ra
 Worker to parent, each a fixed header then a pickled payload:
 
     RESULT     serial, seconds  + pickle((values, {position: encoded error}))
-    BAD_INPUT  serial, seconds  + pickle((what, traceback)): the arguments ("data") or the
-                                 function ("the function") could not be unpickled
+    BAD_INPUT  serial, seconds  + pickle((what, traceback)): the arguments ("its arguments")
+                                 or the function ("the function") could not be unpickled
     INIT_FAILED                 + pickle(str): the initializer's traceback
     READY                       the worker has started and initialized: it waits for work
 """

@@ -138,7 +138,8 @@ def _run(
     try:
         args = pickle.loads(payload)
     except BaseException as error:
-        _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, ("data", format_remote(error)))
+        culprit = ("its arguments", format_remote(error))
+        _send(conn, BAD_INPUT, serial, 0.0, deserialize, 0.0, idle, culprit)
         return
     deserialize += time.perf_counter() - started
     work = Work(spec.fn, spec.retries, spec.retry_on, entropy)
