@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -413,3 +414,16 @@ def test_a_task_raising_stopiteration_fails_that_task_only(make_executor: MakeEx
     assert results[:3] == [0, 1, 2] and results[4:] == [4, 5, 6, 7]
     assert isinstance(results[3], StopIteration)
     assert "lightwork: raised by task 3" in getattr(results[3], "__notes__", [])
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes"])
+def test_module_level_calls_on_each_backend_match_the_serial_reference(backend: str) -> None:
+    options: dict[str, Any] = {"backend": backend}
+    if backend != "serial":
+        options["max_workers"] = 2
+    squares = [x * x for x in range(300)]
+    assert lightwork.map(square, range(300), **options) == squares
+    assert list(lightwork.imap(square, iter(range(300)), **options)) == squares
+    assert sorted(lightwork.imap(square, range(300), ordered=False, **options)) == squares
+    pairs = [(x, 1) for x in range(300)]
+    assert lightwork.starmap(add, pairs, **options) == list(range(1, 301))

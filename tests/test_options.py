@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +110,67 @@ def test_unpicklable_argument_fails_only_its_task(make_process_executor: MakeExe
         assert "arguments of task 1 could not be pickled" in str(results[1])
         with pytest.raises(lightwork.SerializationError, match="task 1"):
             list(ex.imap(type, items))
+
+
+def _cgroup_tree(tmp_path: Path, own: str, files: dict[str, str]) -> tuple[str, str]:
+    """A fake /sys/fs/cgroup under tmp_path, and a fake /proc/self/cgroup saying ``own``."""
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    own_file = tmp_path / "self-cgroup"
+    own_file.write_text(own)
+    return str(root), str(own_file)
+
+
+@pytest.mark.parametrize(
+    ("own", "files", "cpus"),
+    [
+        # a container with its own cgroup namespace: the root's file is its own
+        ("0::/\n", {"cpu.max": "150000 100000\n"}, 1.5),
+        # systemd CPUQuota= on a service: the quota is on the process's own cgroup
+        (
+            "0::/system.slice/job.service\n",
+            {"cpu.max": "max 100000\n", "system.slice/job.service/cpu.max": "50000 100000\n"},
+            0.5,
+        ),
+        # the tightest of the cgroup and its ancestors
+        (
+            "0::/a/b\n",
+            {"a/cpu.max": "100000 100000\n", "a/b/cpu.max": "300000 100000\n"},
+            1.0,
+        ),
+        ("0::/a\n", {"cpu.max": "max 100000\n", "a/cpu.max": "max 100000\n"}, None),
+        # cgroup v1, the cpu controller's hierarchy
+        (
+            "2:cpuacct:/\n1:cpu:/docker/abc\n0::/\n",
+            {
+                "cpu/docker/abc/cpu.cfs_quota_us": "200000\n",
+                "cpu/docker/abc/cpu.cfs_period_us": "100000\n",
+            },
+            2.0,
+        ),
+        ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ("", {}, None),  # no cgroup files at all (macOS, a bare chroot)
+    ],
+)
+def test_cgroup_quota_is_the_tightest_on_the_process_cgroup_path(
+    tmp_path: Path, own: str, files: dict[str, str], cpus: float | None
+) -> None:
+    from lightwork._options import _cgroup_cpu_quota
+
+    root, own_file = _cgroup_tree(tmp_path, own, files)
+    assert _cgroup_cpu_quota(root, own_file) == cpus
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+def test_available_cpus_follows_the_affinity_mask() -> None:
+    code = "import lightwork; print(lightwork.available_cpus())"
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "1"

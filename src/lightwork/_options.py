@@ -29,20 +29,57 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-def _cgroup_cpu_quota() -> float | None:
-    """CPUs allowed by a cgroup v2 ``cpu.max`` or v1 ``cfs_quota_us``, or None if unlimited."""
+def _cgroup_cpu_quota(
+    root: str = "/sys/fs/cgroup", own_cgroups: str = "/proc/self/cgroup"
+) -> float | None:
+    """CPUs allowed by the tightest quota on this process's cgroup or an ancestor (cgroup v2
+    ``cpu.max``, v1 ``cpu.cfs_quota_us``), or None if unlimited.
+
+    The process's own cgroup comes from ``/proc/self/cgroup``: a systemd ``CPUQuota=`` or a
+    container without its own cgroup namespace sets the quota below the root, where reading
+    only the root's file (as loky does) misses it. In a container with its own namespace, the
+    cgroup is ``/`` and the root's file is the container's.
+    """
+    v2_path = v1_path = None
     try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
-            quota, period = f.read().split()
-        if quota != "max":
-            return int(quota) / int(period)
-        return None
+        with open(own_cgroups) as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if not controllers:
+                    v2_path = path
+                elif "cpu" in controllers.split(","):
+                    v1_path = path
     except (OSError, ValueError):
         pass
+    quotas = [q for folder in _with_ancestors(root, v2_path or "/") if (q := _v2_quota(folder))]
+    if not quotas:
+        v1_root = os.path.join(root, "cpu")
+        quotas = [
+            q for folder in _with_ancestors(v1_root, v1_path or "/") if (q := _v1_quota(folder))
+        ]
+    return min(quotas, default=None)
+
+
+def _with_ancestors(root: str, path: str) -> list[str]:
+    """``root/a/b``, ``root/a``, ``root`` for ``path`` ``/a/b``."""
+    parts = [p for p in path.split("/") if p and p != ".."]
+    return [os.path.join(root, *parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _v2_quota(folder: str) -> float | None:
     try:
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+        with open(os.path.join(folder, "cpu.max")) as f:
+            quota, period = f.read().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(folder: str) -> float | None:
+    try:
+        with open(os.path.join(folder, "cpu.cfs_quota_us")) as f:
             quota_us = int(f.read())
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+        with open(os.path.join(folder, "cpu.cfs_period_us")) as f:
             period_us = int(f.read())
         return quota_us / period_us if quota_us > 0 else None
     except (OSError, ValueError):
