@@ -209,7 +209,7 @@ class Executor(concurrent.futures.Executor):
         for items in iterables:
             check_iterable(items)
         deadline = None if timeout is None else time.monotonic() + check_timeout("timeout", timeout)  # type: ignore[operator]
-        results = self._results(
+        return self._results(
             Star(fn),
             zip(*iterables, strict=False),  # the shortest iterable ends it, as in the stdlib
             chunksize=check_chunksize(chunksize),
@@ -222,7 +222,6 @@ class Executor(concurrent.futures.Executor):
             deadline=deadline,
             unread=True,
         )
-        return results
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work; finish what was submitted unless ``cancel_futures``."""
@@ -484,16 +483,15 @@ class Executor(concurrent.futures.Executor):
         chunks: Iterator[Chunk | None]
         if self._backend_name == "auto" and not is_async(fn):
             # The probe runs the first tasks in this thread: at the first read, not here.
-            chunks, prime = self._auto_chunks(job, items, flow, on_done), False
+            chunks = self._auto_chunks(job, items, flow, on_done)
         else:
             backend = self._live_backend("async" if is_async(fn) else None)
             backend.prepare(job)  # an unpicklable function fails here, before any input is read
             chunks = self._chunks(backend, job, items, flow, on_done=on_done, prime=unread)
-            prime = unread
+            if unread:
+                next(chunks)  # send the first window: runs to the generator's first, empty, yield
         if not unread:
             return Results(chunks, flow.return_exceptions)
-        if prime:
-            next(chunks)  # send the first window: runs to the generator's first, empty, yield
         key = next(self._map_keys)
         source = _UnreadChunks(chunks, flow, functools.partial(self._forget_unread, key))
         results: Results[Any] = Results(source, flow.return_exceptions)
@@ -733,9 +731,7 @@ class _UnreadChunks(Iterator["Chunk | None"]):
 
     def __next__(self) -> Chunk | None:
         with self._lock:
-            if self._on_first_read is not None:
-                self._on_first_read()
-                self._on_first_read = None
+            self._claim()
             if self._kept:
                 return self._kept.popleft()
             if self._error is not None:
@@ -745,11 +741,15 @@ class _UnreadChunks(Iterator["Chunk | None"]):
 
     def close(self) -> None:
         with self._lock:
-            if self._on_first_read is not None:
-                self._on_first_read()
-                self._on_first_read = None
+            self._claim()
             self._kept.clear()
             self._chunks.close()  # type: ignore[attr-defined]
+
+    def _claim(self) -> None:
+        """The caller reads (or closes) it: the executor no longer runs it at shutdown."""
+        if self._on_first_read is not None:
+            self._on_first_read()
+            self._on_first_read = None
 
     def run_to_end(self, reader: weakref.ref[Results[Any]]) -> None:
         """Run every remaining task now; keep the chunks while ``reader`` is alive."""
