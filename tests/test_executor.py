@@ -172,7 +172,7 @@ def test_executor_map_starts_work_at_the_call_with_bounded_look_ahead(
         assert 2 <= _ran(tmp_path) <= len(pulled) < 100
         assert list(itertools.islice(results, 500)) == _paths(tmp_path, 500)
         results.close()  # type: ignore[attr-defined]
-    assert len(pulled) < 600  # a read map is the reader's: closing it cancelled the rest
+    assert len(pulled) < 600  # a map once read is the reader's: shutdown did not run the rest
 
 
 def test_shutdown_cancel_futures_drops_an_unread_executor_map(
