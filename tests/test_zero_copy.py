@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lightwork
-from lightwork._backends._processes._arrays import ARRAY_THRESHOLD_BYTES
+from lightwork._backends._processes._arrays import ARRAY_THRESHOLD_BYTES, INHERIT_THRESHOLD_BYTES
 
 from conftest import MakeExecutor
 
@@ -142,3 +142,115 @@ def test_workers_release_the_array_when_the_call_ends() -> None:
                 break
             time.sleep(0.05)
         assert mapped == [], "a worker kept the call's array mapped"
+
+
+# ---- fork pools: very large arrays inherited, not copied ----------------------------------------
+
+HUGE = np.arange(INHERIT_THRESHOLD_BYTES // 8 + 1024, dtype=np.float64)
+
+
+def lend(array: np.ndarray, i: int) -> tuple[float, bool, int, int]:
+    """A slice's sum, whether the array is writeable, where its data is, and who ran it."""
+    part = array[i * 1000 : (i + 1) * 1000]
+    return float(part.sum()), bool(array.flags.writeable), array.ctypes.data, os.getpid()
+
+
+def lend_first(i: int, array: np.ndarray) -> tuple[float, bool, int, int]:
+    return lend(array, i)
+
+
+def _expected_sums(count: int) -> list[float]:
+    return [float(HUGE[i * 1000 : (i + 1) * 1000].sum()) for i in range(count)]
+
+
+@pytest.fixture
+def no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails the test if an array is copied into shared memory."""
+    from lightwork._backends._processes import _arrays
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the array was copied into a segment")
+
+    monkeypatch.setattr(_arrays.CallArrays, "_handle", refuse)
+
+
+def _workers(ex: lightwork.Executor) -> set[int]:
+    return {w.pid for w in ex.statistics().workers if w.alive}
+
+
+def test_a_fork_pool_lends_a_very_large_array_to_new_workers(no_copy: None) -> None:
+    with lightwork.Executor(2, start_method="fork") as ex:
+        ex.start()
+        before = _workers(ex)
+        in_partial = list(ex.imap(functools.partial(lend, HUGE), range(6), chunksize=1))
+        among_args = ex.starmap(lend_first, [(i, HUGE) for i in range(6)], chunksize=2)
+    for results in (in_partial, among_args):
+        assert [r[0] for r in results] == _expected_sums(6)
+        # The parent's own pages, at the parent's address (copy-on-write), and read-only.
+        assert {r[2] for r in results} == {HUGE.ctypes.data}
+        assert {r[1] for r in results} == {False}
+        assert not {r[3] for r in results} & before, "a worker forked before the array ran it"
+
+
+def test_workers_that_inherited_an_array_retire_when_the_call_ends() -> None:
+    from lightwork._backends._processes import _mapped
+
+    from tasks import wait_gone
+
+    with lightwork.Executor(2, start_method="fork") as ex:
+        results = list(ex.map(functools.partial(lend, HUGE), range(4), chunksize=1))
+        lenders = sorted({r[3] for r in results})
+        assert wait_gone(lenders, 5.0) == [], "a worker kept the parent's array after the call"
+        assert _mapped.inheritable == {}
+        # The pool goes on, with new workers.
+        assert list(ex.map(abs, [-1, -2])) == [1, 2]
+        assert not _workers(ex) & set(lenders)
+
+
+def test_calls_passing_the_same_array_share_it(no_copy: None) -> None:
+    from lightwork._backends._processes import _arrays, _mapped
+
+    with lightwork.Executor(2, start_method="fork") as ex:
+        futures = [ex.submit(lend, HUGE, i) for i in range(6)]
+        results = [f.result() for f in futures]
+        assert len(_mapped.inheritable) <= 1  # one registration, however many calls
+    assert [r[0] for r in results] == _expected_sums(6)
+    assert len({r[3] for r in results}) <= 4  # not a new worker per call
+    assert _mapped.inheritable == {} and _arrays._registered == {}
+
+
+def crash_once_then_lend(marker: str, array: np.ndarray, i: int) -> tuple[float, bool, int, int]:
+    if i == 2 and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return lend(array, i)
+
+
+def test_a_crashed_workers_replacement_inherits_the_array_too(tmp_path: Path) -> None:
+    with lightwork.Executor(2, start_method="fork") as ex:
+        fn = functools.partial(crash_once_then_lend, str(tmp_path / "crashed"), HUGE)
+        results = list(ex.map(fn, range(4), chunksize=1))
+        assert ex.statistics().workers_crashed == 1
+    assert [r[0] for r in results] == _expected_sums(4)
+    assert {r[2] for r in results} == {HUGE.ctypes.data}
+
+
+def test_with_an_initializer_a_fork_pool_copies_the_array() -> None:
+    # New workers per call would run the initializer again: the array is mapped instead.
+    with lightwork.Executor(1, start_method="fork", initializer=abs, initargs=(-1,)) as ex:
+        ((total, writeable, base),) = ex.starmap(inspect_slice, [(HUGE, 0)])
+    assert (total, writeable) == (float(HUGE[:1000].sum()), False)
+    assert base in ("mmap", "memoryview")  # a segment's mapping, not the parent's ndarray
+
+
+def test_other_start_methods_copy_a_very_large_array() -> None:
+    with lightwork.Executor(1, start_method="forkserver") as ex:
+        ((total, _, base),) = ex.starmap(inspect_slice, [(HUGE, 0)])
+    assert total == float(HUGE[:1000].sum()) and base in ("mmap", "memoryview")
+
+
+def test_an_array_a_worker_did_not_inherit_is_an_error_not_a_value() -> None:
+    from lightwork._backends._processes._mapped import inherited
+
+    with pytest.raises(LookupError, match="forked before large array #-1 was registered"):
+        inherited(-1)

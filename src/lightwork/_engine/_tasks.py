@@ -41,7 +41,7 @@ class Job(Work):
         # Set by the process backend: the function pickled once for every worker.
         self.fn_payload: bytes | None = None
         self.spec_id = -1
-        self.segments: Any = None  # the process backend's shared array segments for this call
+        self.arrays: Any = None  # the process backend's large arrays of this call (CallArrays)
         self.on_close: list[Callable[[], None]] = []  # releases what the call held
         self.sizer: ChunkSizer | None = None
 

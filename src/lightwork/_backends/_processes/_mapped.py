@@ -1,7 +1,9 @@
-"""In a worker: a parent's array segment, mapped read-only (see ``_arrays``).
+"""In a worker: a parent's large array, read-only, with no copy of its own (see ``_arrays``).
 
-Unpickling a large array's handle calls :func:`attach`, so a worker imports this module, and
-only this of the array machinery: no cloudpickle, no typing (see lightwork._engine._run).
+Unpickling a large array's handle calls :func:`attach` (a shared-memory segment) or
+:func:`inherited` (a fork worker's copy-on-write view of the parent's array), so a worker
+imports this module, and only this of the array machinery: no cloudpickle, no typing (see
+lightwork._engine._run).
 """
 
 from __future__ import annotations
@@ -31,6 +33,27 @@ def attach(name: str, shape: tuple[int, ...], dtype: Any) -> Any:
         array = np.frombuffer(mapped, dtype=np.dtype(dtype), count=int(np.prod(shape)))
         return array.reshape(shape)
     return _attach_portable(name, shape, dtype)  # no /dev/shm: macOS
+
+
+# Arrays that fork workers inherit, by token (see _arrays.CallArrays). Filled in the parent; a
+# worker forked while an entry is here has it too, its pages shared with the parent's until
+# either side writes to them.
+inheritable: dict[int, Any] = {}
+
+
+def inherited(token: int) -> Any:
+    """In a fork worker: the parent's array as of the fork, read-only (unpickling calls this)."""
+    try:
+        array = inheritable[token]
+    except KeyError:
+        # The supervisor sends such tasks only to workers forked after the array was
+        # registered: this would be a bug, and it must not pass for a missing value.
+        raise LookupError(
+            f"worker {os.getpid()} was forked before large array #{token} was registered"
+        ) from None
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 _portable: dict[str, shared_memory.SharedMemory] = {}

@@ -37,7 +37,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import TYPE_CHECKING, Any
 
 from ..._engine._counters import WorkerCounters
@@ -61,6 +61,7 @@ from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, Shar
 if TYPE_CHECKING:
     from ..._engine._stats import WorkerStatistics
     from ..._random import Slot
+    from ._arrays import CallArrays
 
 # A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.
 PREFETCH_MAX_BYTES = 32 * 1024
@@ -68,6 +69,7 @@ PREFETCH_MAX_BYTES = 32 * 1024
 SPEC_CACHE_SIZE = 64
 # How often memory is sampled, to say "out of memory?" when a worker is SIGKILLed.
 MEMORY_SAMPLE_SECONDS = 0.5
+_NO_TOKENS: frozenset[int] = frozenset()
 # A worker whose resident memory was above this share of the machine's when it was SIGKILLed
 # was most likely chosen by the kernel's out-of-memory killer.
 OOM_SHARE = 0.25
@@ -112,6 +114,7 @@ class _Worker:
         self.spawned_at = time.monotonic()
         self.ready = False  # it said READY: started and initialized
         self.dead = False  # a send failed: it is dying, its sentinel will say so
+        self.inherited: frozenset[int] = frozenset()  # large arrays it has by fork (_arrays)
 
 
 class ProcessBackend(Backend):
@@ -138,6 +141,10 @@ class ProcessBackend(Backend):
         self.start_method = start_method or default_start_method()
         self._context: Any = multiprocessing.get_context(self.start_method)
         self._initializer = None if initializer is None else dumps_function((initializer, initargs))
+        # Workers inherit a call's very large arrays instead of mapping a copy (see _arrays):
+        # not with an initializer, which each call's new workers would run again.
+        self._inherits = self.start_method == "fork" and initializer is None
+        self._released: deque[frozenset[int]] = deque()  # inherited arrays no call uses now
         self._max_tasks_per_worker = max_tasks_per_worker
         self._pending: deque[Attempt] = deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -177,9 +184,9 @@ class ProcessBackend(Backend):
         bytes, not the function, say whether the workers already hold it.
         """
         payload = self._pickle_function(job)
-        if job.segments is not None:
-            # It refers to this call's array segments: never reuse it, and have the workers
-            # forget it when the call ends, or they would keep the arrays mapped.
+        if job.arrays is not None:
+            # It refers to this call's arrays: never reuse it, and have the workers forget it
+            # when the call ends, or they would keep the arrays mapped.
             spec_id = next(self._spec_ids)
             job.spec_id, job.fn_payload = spec_id, payload
             job.on_close.append(lambda: self._forget_spec(spec_id))
@@ -199,13 +206,12 @@ class ProcessBackend(Backend):
         try:
             if "numpy" not in sys.modules:
                 return dumps_function(spec)
-            from ._arrays import ArraySegments, dumps_function_sharing
+            from ._arrays import CallArrays, dumps_function_sharing
 
-            segments = ArraySegments()
-            payload = dumps_function_sharing(spec, segments)
-            if len(segments):
-                job.segments = segments
-                job.on_close.append(segments.close)
+            arrays = CallArrays(self._inherits)
+            payload = dumps_function_sharing(spec, arrays)
+            if len(arrays):
+                self._adopt(job, arrays)
             return payload
         except Exception as error:
             fn = job.fn.fn if isinstance(job.fn, Star | Call) else job.fn
@@ -216,15 +222,26 @@ class ProcessBackend(Backend):
         """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
         args = attempt.args()
         if "numpy" in sys.modules and args:
-            from ._arrays import ArraySegments, dumps_sharing, has_large_array
+            from ._arrays import CallArrays, dumps_sharing, has_large_array
 
             if has_large_array(args[0]):
                 job = attempt.chunk.job
-                if job.segments is None:
-                    job.segments = ArraySegments()
-                    job.on_close.append(job.segments.close)
-                return dumps_sharing(args, job.segments)
+                if job.arrays is None:
+                    self._adopt(job, CallArrays(self._inherits))
+                return dumps_sharing(args, job.arrays)
         return _wire.dumps(args)
+
+    def _adopt(self, job: Job, arrays: CallArrays) -> None:
+        """Make ``arrays`` the job's, released when it ends."""
+        job.arrays = arrays
+
+        def release() -> None:
+            released = arrays.close()
+            if released:  # retire the workers that inherited them, freeing that memory
+                self._released.append(released)
+                self._wake()
+
+        job.on_close.append(release)
 
     def submit(self, attempt: Attempt) -> None:
         if self._closing or self._terminated:
@@ -362,6 +379,7 @@ class ProcessBackend(Backend):
                 self._abort_pending(ExecutorShutdownError("cancelled by shutdown()"))
             if self._broken is None:
                 self._drop_forgotten()
+                self._retire_inheritors()
                 self._dispatch()
                 self._start_all_workers()
             if self._closing and not self._pending and not self._busy():
@@ -399,6 +417,7 @@ class ProcessBackend(Backend):
         parent_conn, child_conn = pipe(duplex=True)
         lifeline_r, lifeline_w = pipe(duplex=False)  # see _worker._arm_lifeline
         slot = SharedSlot(self._context)
+        inherited = _inheritable_tokens() if self._inherits else _NO_TOKENS
         process = self._context.Process(
             target=worker_main,
             args=(
@@ -416,6 +435,7 @@ class ProcessBackend(Backend):
         child_conn.close()
         lifeline_r.close()
         worker = _Worker(number, process, parent_conn, slot, lifeline_w)
+        worker.inherited = inherited
         self._workers[number] = worker
         self._workers_started += 1
         return worker
@@ -430,7 +450,8 @@ class ProcessBackend(Backend):
                 continue
             if attempt.payload is None:  # a re-run of part of a chunk
                 attempt.payload = self._encode(attempt)
-            worker = self._choose_worker(len(attempt.payload))
+            needs = job.arrays.tokens if job.arrays is not None else _NO_TOKENS
+            worker = self._choose_worker(len(attempt.payload), needs)
             if worker is None:
                 return
             self._pending.popleft()
@@ -454,6 +475,15 @@ class ProcessBackend(Backend):
                     except OSError:
                         pass
 
+    def _retire_inheritors(self) -> None:
+        """Retire the workers that inherited arrays no call uses any more: they hold them."""
+        while self._released:
+            released = self._released.popleft()
+            for worker in self._workers.values():
+                if not worker.retiring and worker.inherited & released:
+                    worker.retiring = True
+                    self._maybe_retire(worker)
+
     def _start_all_workers(self) -> None:
         if not self._start_all:
             return
@@ -464,16 +494,25 @@ class ProcessBackend(Backend):
             self._start_all = False
             self._all_ready.set()
 
-    def _choose_worker(self, payload_size: int) -> _Worker | None:
+    def _choose_worker(self, payload_size: int, needs: Set[int]) -> _Worker | None:
         """An idle worker; else a new one while under max_workers; else one to send ahead to.
 
         Workers start as work needs them: a pool of 500 given 39 tasks starts 39 processes.
+        ``needs``: the inherited arrays the work refers to; a worker forked before them is
+        passed over, and retired if idle, to make room for one that has them.
         """
         busy_ok = payload_size <= PREFETCH_MAX_BYTES
         best: _Worker | None = None
         live = 0
         for worker in self._workers.values():
             if worker.retiring or worker.dead or worker.timed_out is not None:
+                continue
+            if not needs <= worker.inherited:
+                if worker.inflight:
+                    live += 1
+                else:
+                    worker.retiring = True
+                    self._maybe_retire(worker)
                 continue
             live += 1
             if not worker.inflight:
@@ -823,6 +862,13 @@ def _join(process: Any, timeout: float) -> None:
             process.is_alive()  # reaps it if it has exited; never blocks
         else:
             process.join()
+
+
+def _inheritable_tokens() -> frozenset[int]:
+    """The large arrays a worker forked now inherits (see _arrays), without loading that module
+    (and cloudpickle) into a program that never passed one."""
+    arrays = sys.modules.get(__package__ + "._arrays")
+    return _NO_TOKENS if arrays is None else arrays.inheritable_tokens()
 
 
 def _kill(process: Any) -> None:
