@@ -11,6 +11,9 @@ uses 2 worker processes, started and warmed before anything is measured:
   ``lightwork.starmap(f, [(array, i) for i in range(8)], max_workers=2)``: plain arrays above
   1 MiB are copied into shared memory once per call;
 * the same two with a ``lightwork.SharedArray`` (the task reads ``shared.array``): no copy;
+* the same two on ``lightwork.Executor(2, start_method="fork")``: an array of 64 MiB or more is
+  not copied at all; the call's tasks run on workers forked for it, which have the array
+  already (copy-on-write) and retire when the call ends;
 * ``multiprocessing.Pool(2).map(partial(f, array), range(8))`` (forkserver): the array is
   pickled into every task. It is measured on an array 8 times smaller and its time multiplied
   by 8 (pickling and piping are linear in the bytes; at full size one call takes ~10 s);
@@ -125,7 +128,7 @@ def check(label: str, out: list[float], n: int) -> None:
         raise AssertionError(f"{label}: wrong sums {out[:3]}...")
 
 
-def methods(pool: Any, pool_shrink: int) -> list[Method]:
+def methods(pool: Any, pool_shrink: int, forked: lightwork.Executor) -> list[Method]:
     import joblib
 
     def lw_partial(array: Any, n: int) -> list[float]:
@@ -133,6 +136,12 @@ def methods(pool: Any, pool_shrink: int) -> list[Method]:
 
     def lw_starmap(array: Any, n: int) -> list[float]:
         return lightwork.starmap(sum_slice, [(array, i) for i in range(PARTS)], max_workers=WORKERS)
+
+    def lw_fork_partial(array: Any, n: int) -> list[float]:
+        return list(forked.map(functools.partial(sum_slice, array), range(PARTS)))
+
+    def lw_fork_starmap(array: Any, n: int) -> list[float]:
+        return forked.starmap(sum_slice, [(array, i) for i in range(PARTS)])
 
     def lw_shared_partial(shared: Any, n: int) -> list[float]:
         fn = functools.partial(sum_shared_slice, shared)
@@ -174,6 +183,8 @@ def methods(pool: Any, pool_shrink: int) -> list[Method]:
     return [
         Method("lightwork.map(partial(f, array))", make_plain, lw_partial, lightwork=True),
         Method("lightwork.starmap(f, [(array, i)])", make_plain, lw_starmap, lightwork=True),
+        Method("Executor(fork).map(partial(f, array))", make_plain, lw_fork_partial, True),
+        Method("Executor(fork).starmap(f, [(array, i)])", make_plain, lw_fork_starmap, True),
         Method(
             "lightwork.map(partial(f, SharedArray))", make_shared_array, lw_shared_partial, True
         ),
@@ -275,7 +286,9 @@ def main() -> int:
         joblib.delayed(_measure.warm_numpy)(i) for i in range(4 * WORKERS)
     )
 
-    rows = methods(pool, cfg["pool_shrink"])
+    forked = lightwork.Executor(WORKERS, start_method="fork")
+    forked.map(_measure.warm_numpy, range(4 * WORKERS), chunksize=1)
+    rows = methods(pool, cfg["pool_shrink"], forked)
     try:
         for r in range(cfg["rounds"]):
             # Outside the clocks: new, warm lightwork workers each round, so that what earlier
@@ -292,6 +305,7 @@ def main() -> int:
             memory_pass(method, n)
     finally:
         pool.close()
+        forked.shutdown()
         pool.join()
 
     hand = rows[-1]
@@ -352,13 +366,15 @@ def main() -> int:
             if (shrink := cfg["pool_shrink"]) > 1
             else ""
         ),
-        "lightwork's plain-array rows copy the array into shared memory once per call: the "
-        "original plus that copy is ~2x by design; only SharedArray avoids the copy",
+        "lightwork.map's plain-array rows (forkserver, the default start method) copy the array "
+        "into shared memory once per call: the original plus that copy is ~2x by design; the "
+        "fork rows copy nothing (workers forked for the call inherit the array, and their fork "
+        "is inside the clock), nor do the SharedArray rows",
         "floor: a new shared-memory segment and one copy of the plain array into it (pwrite "
         "into its file, as lightwork does), no workers: the least that any method starting "
         "from an ordinary (private) array must do once, since running workers cannot map "
-        "another process's private memory; the hand-written row's array was made in shared "
-        "memory before its clock",
+        "another process's private memory (only a process forked from it sees it); the "
+        "hand-written row's array was made in shared memory before its clock",
         "peak PSS sums per-process PSS read one process after another, which races with "
         "mappings made in between (it can count a segment 1.1-1.3x); peak+shm counts every "
         "/dev/shm file of ours once at its size, mapped or not (joblib's memmap file is "
