@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lightwork._chunking import (
     MAX_CHUNK,
+    MAX_CHUNK_BYTES,
     MIN_CHUNK_SECONDS,
     TAIL_CHUNKS_PER_WORKER,
     TARGET_CHUNK_SECONDS,
@@ -44,6 +45,23 @@ def test_tiny_tasks_are_capped_at_max_chunk() -> None:
     sizer = ChunkSizer(workers=2)
     sizer.record(tasks=100_000, seconds=0.001)  # 10 ns a task
     assert sizer.next_size() == MAX_CHUNK
+
+
+def test_tasks_bringing_large_arrays_get_chunks_of_at_most_max_chunk_bytes() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=100_000, seconds=0.001)  # tiny tasks...
+    sizer.record_bytes(tasks=4, nbytes=4 * (2 << 20))  # ...each with a new 2 MiB array
+    assert sizer.next_size() == MAX_CHUNK_BYTES // (2 << 20)
+    before = [sizer.next_size() for _ in range(3)]
+    for _ in range(40):  # then the same array in every task: no new bytes
+        sizer.record_bytes(tasks=16, nbytes=0)
+    assert before == [16, 16, 16] and sizer.next_size() == MAX_CHUNK
+
+
+def test_a_fixed_chunksize_is_kept_whatever_the_arrays() -> None:
+    sizer = ChunkSizer(workers=2, fixed=500)
+    sizer.record_bytes(tasks=1, nbytes=1 << 30)
+    assert sizer.next_size() == 500
 
 
 def test_tail_shrinks_chunks_to_keep_every_worker_busy() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +254,59 @@ def test_an_array_a_worker_did_not_inherit_is_an_error_not_a_value() -> None:
 
     with pytest.raises(LookupError, match="forked before large array #-1 was registered"):
         inherited(-1)
+
+
+# ---- a stream of arrays: only the chunks in flight are held ---------------------------------
+
+
+def first(array: np.ndarray) -> float:
+    return float(array[0])
+
+
+class ArrayStream:
+    """``count`` new 2 MiB arrays, recording how far reading ran ahead of the results."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.made = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(self.count):
+            self.made += 1
+            yield np.full(ARRAY_THRESHOLD_BYTES * 2 // 8, float(i))
+
+
+def _drain(results: Iterator[float], stream: ArrayStream, count: Callable[[], int]) -> int:
+    """Check each result; the most arrays held (by ``count``) or read ahead meanwhile."""
+    most = 0
+    for i, value in enumerate(results):
+        assert value == float(i)
+        most = max(most, count(), stream.made - i)
+    return most
+
+
+def test_a_stream_of_arrays_holds_only_the_chunks_in_flight() -> None:
+    from lightwork._chunking import MAX_CHUNK_BYTES
+
+    stream = ArrayStream(300)  # 600 MiB in all
+    # 2 workers x (look-ahead 2 + 2 held for order) chunks of MAX_CHUNK_BYTES at most
+    bound = 8 * MAX_CHUNK_BYTES // (ARRAY_THRESHOLD_BYTES * 2)
+    with lightwork.Executor(2) as ex:
+        most = _drain(ex.imap(first, stream), stream, lambda: len(_segments()))
+    assert most <= bound, f"{most} arrays held at once, more than the {bound} in flight"
+    # no_segment_left checks that every segment went
+
+
+def test_a_stream_of_arrays_lent_to_fork_workers_holds_only_those_in_flight(
+    monkeypatch: pytest.MonkeyPatch, no_copy: None
+) -> None:
+    from lightwork._backends._processes import _arrays, _mapped
+    from lightwork._chunking import MAX_CHUNK_BYTES
+
+    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
+    stream = ArrayStream(120)
+    bound = 8 * MAX_CHUNK_BYTES // (ARRAY_THRESHOLD_BYTES * 2)
+    with lightwork.Executor(2, start_method="fork") as ex:
+        most = _drain(ex.imap(first, stream), stream, lambda: len(_mapped.inheritable))
+        assert _mapped.inheritable == {}
+    assert most <= bound, f"{most} arrays held at once, more than the {bound} in flight"

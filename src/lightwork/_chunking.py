@@ -41,6 +41,9 @@ GROWTH = 2
 # Items in one chunk, at most: bounds the memory of items that are large but quick to process,
 # at ~3 ms of the tiniest tasks (170 ns each), where dispatch costs 2-3%.
 MAX_CHUNK = 1 << 14
+# Bytes of large arrays that one chunk may bring, at most: a stream of arrays (images read from
+# disk, say) keeps no more than a few chunks of them in flight, however quick the tasks.
+MAX_CHUNK_BYTES = 32 << 20
 
 
 class ChunkSizer:
@@ -78,6 +81,8 @@ class ChunkSizer:
         self._seconds = 0.0
         self._unmeasured_size = 1
         self._unmeasured_chunks = 0
+        self._byte_tasks = 0.0  # decayed sums of the large arrays' bytes that tasks brought
+        self._bytes = 0.0
 
     def next_size(
         self, remaining: int | None = None, in_flight: int = 0, unfinished: int = 0
@@ -115,7 +120,26 @@ class ChunkSizer:
         if remaining is not None:
             tail = math.ceil(remaining / (self.workers * TAIL_CHUNKS_PER_WORKER))
             size = min(size, max(tail, floor))
+        if self._bytes:
+            size = min(size, int(MAX_CHUNK_BYTES * self._byte_tasks / self._bytes))
         return max(1, min(size, self.max_chunk))
+
+    def record_bytes(self, tasks: int, nbytes: int) -> None:
+        """Learn that ``tasks`` tasks brought ``nbytes`` of large arrays not seen before
+        (copied to shared memory or lent to workers): measured chunks bring at most
+        :data:`MAX_CHUNK_BYTES` of them (a chunksize that the caller fixed is kept). The same
+        array in every task counts once.
+
+        >>> sizer = ChunkSizer(workers=2)
+        >>> sizer.record(tasks=100, seconds=0.0001)  # 1 us a task: 16384 would be 20 ms
+        >>> sizer.record_bytes(tasks=1, nbytes=8 << 20)  # but each brings an 8 MiB array
+        >>> sizer.next_size()
+        4
+        """
+        if tasks > 0:
+            keep = 1.0 - SMOOTHING
+            self._byte_tasks = keep * self._byte_tasks + tasks
+            self._bytes = keep * self._bytes + max(nbytes, 0)
 
     def record(self, tasks: int, seconds: float) -> None:
         """Learn from a finished chunk: ``tasks`` tasks took ``seconds`` of compute."""

@@ -54,6 +54,11 @@ class Job(Work):
         if self.sizer is not None:
             self.sizer.record(tasks, seconds)
 
+    def measured_bytes(self, tasks: int, nbytes: int) -> None:
+        """A backend reports that ``tasks`` tasks brought ``nbytes`` of new large arrays."""
+        if self.sizer is not None:
+            self.sizer.record_bytes(tasks, nbytes)
+
     def chunk_done(self, chunk: Chunk) -> None:
         raise NotImplementedError
 

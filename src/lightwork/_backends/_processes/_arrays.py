@@ -32,6 +32,7 @@ import os
 import pickle
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
@@ -67,12 +68,24 @@ def has_large_array(value: Any) -> bool:
     return False
 
 
-# The inheritable arrays' registry: _mapped.inheritable maps token -> array (what a forked
-# worker finds); this maps id(array) -> [token, number of calls using it], so that calls
-# passing the same array (submit() in a loop) share one token and one set of workers.
+# The inheritable arrays' registry. _mapped.inheritable maps token -> weak reference to the
+# array (a worker forked while the array is alive finds it alive in its copy of our memory);
+# _registered maps id(array) -> its _Lent, so that calls passing the same array (submit() in a
+# loop) share one token and one set of workers.
 _registry_lock = threading.Lock()
-_registered: dict[int, list[int]] = {}
+_registered: dict[int, _Lent] = {}
 _tokens = itertools.count(1)
+
+
+class _Lent:
+    """One registered array: its token and the calls using it."""
+
+    __slots__ = ("calls", "ref", "token")
+
+    def __init__(self, token: int, ref: weakref.ref[Any]) -> None:
+        self.token = token
+        self.ref = ref  # its callback unregisters the array when it dies
+        self.calls: list[CallArrays] = []
 
 
 def inheritable_tokens() -> frozenset[int]:
@@ -82,16 +95,27 @@ def inheritable_tokens() -> frozenset[int]:
 
 
 class CallArrays:
-    """The large arrays of one call and how each reaches the workers; ``close()`` releases them.
+    """The large arrays of one call and how each reaches the workers.
 
-    ``tokens``: the inherited arrays' tokens; a worker may run the call's tasks only if it was
-    forked after all of them were registered (they are all among its ``inheritable_tokens``).
+    Each is held only weakly: an array the call no longer holds (a finished chunk's argument,
+    read from a stream) is released when it dies, its segment unlinked or its workers retired,
+    so a long stream of arrays holds no more than the chunks in flight. ``close()`` releases
+    the rest when the call ends. ``on_release(tokens)`` hears of inherited arrays no call uses
+    any more, whose workers hold their memory.
+
+    ``tokens``: the call's live inherited arrays; a worker may run the call's tasks only if it
+    was forked after all of them were registered (all among its ``inheritable_tokens``).
+    ``new_bytes``: the bytes of the arrays met so far, each counted once.
     """
 
-    def __init__(self, inherit: bool = False) -> None:
+    def __init__(
+        self, inherit: bool = False, on_release: Callable[[frozenset[int]], None] | None = None
+    ) -> None:
         self._inherit = inherit
-        self._by_array: dict[int, tuple[Any, shared_memory.SharedMemory]] = {}
+        self._on_release = on_release
+        self._by_array: dict[int, tuple[weakref.ref[Any], shared_memory.SharedMemory]] = {}
         self.tokens: set[int] = set()
+        self.new_bytes = 0
 
     def reduce(self, array: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         """What pickles in the array's place: a call the worker makes to get it back."""
@@ -100,57 +124,82 @@ class CallArrays:
         return attach, self._handle(array)
 
     def _register(self, array: Any) -> int:
+        key = id(array)
         with _registry_lock:
-            entry = _registered.get(id(array))  # the registry holds the array: ids stay unique
-            if entry is None:
-                entry = _registered[id(array)] = [next(_tokens), 0]
-                _mapped.inheritable[entry[0]] = array
-            token = entry[0]
-            if token not in self.tokens:
-                self.tokens.add(token)
-                entry[1] += 1
-        return token
+            lent = _registered.get(key)  # an entry goes as its array dies: ids stay unique
+            if lent is None:
+                token = next(_tokens)
+                ref = weakref.ref(array, lambda _: _unregister(key))
+                lent = _registered[key] = _Lent(token, ref)
+                _mapped.inheritable[token] = ref
+            if self not in lent.calls:
+                lent.calls.append(self)
+                self.tokens.add(lent.token)
+                self.new_bytes += array.nbytes
+        return lent.token
 
     def _handle(self, array: Any) -> tuple[str, tuple[int, ...], Any]:
         """Copy ``array`` into a segment (once per call) and return what a worker needs:
         the segment's name, the shape and the dtype (itself: a structured one keeps its
         fields)."""
-        found = self._by_array.get(id(array))
-        if found is None or found[0] is not array:
+        key = id(array)
+        found = self._by_array.get(key)
+        if found is None or found[0]() is not array:
             segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
             try:
                 _copy_into(segment, array)
             except BaseException:
-                segment.close()  # a full /dev/shm, say: leave no segment behind
-                segment.unlink()
+                _unlink(segment)  # a full /dev/shm, say: leave no segment behind
                 raise
-            found = (array, segment)  # holding the array keeps id(array) from being reused
-            self._by_array[id(array)] = found
+            found = (weakref.ref(array, lambda _: self._drop_segment(key)), segment)
+            self._by_array[key] = found
+            self.new_bytes += array.nbytes
         segment = found[1]
         return segment.name, array.shape, array.dtype
 
-    def close(self) -> frozenset[int]:
-        """Unlink the segments; return the tokens of the arrays that no call uses any more."""
-        for _, segment in self._by_array.values():
-            segment.close()
-            try:
-                segment.unlink()
-            except FileNotFoundError:
-                pass
-        self._by_array.clear()
+    def _drop_segment(self, key: int) -> None:
+        found = self._by_array.pop(key, None)  # atomic: a racing close() unlinks it once
+        if found is not None:
+            _unlink(found[1])
+
+    def close(self) -> None:
+        """The call is over: unlink its segments, and let its inherited arrays go."""
+        for key in list(self._by_array):
+            self._drop_segment(key)
         released = set()
         with _registry_lock:
-            for token in self.tokens:
-                key = id(_mapped.inheritable[token])
-                _registered[key][1] -= 1
-                if _registered[key][1] == 0:
-                    del _registered[key], _mapped.inheritable[token]
-                    released.add(token)
+            for key, lent in [(k, e) for k, e in _registered.items() if self in e.calls]:
+                lent.calls.remove(self)
+                if not lent.calls:  # dropping the weak reference drops its callback too
+                    del _registered[key], _mapped.inheritable[lent.token]
+                    released.add(lent.token)
         self.tokens.clear()
-        return frozenset(released)
+        if released and self._on_release is not None:
+            self._on_release(frozenset(released))
 
     def __len__(self) -> int:
         return len(self._by_array) + len(self.tokens)
+
+
+def _unregister(key: int) -> None:
+    """A registered array died (the chunks that held it are done): forget it everywhere."""
+    with _registry_lock:
+        lent = _registered.pop(key, None)
+        if lent is None:
+            return
+        del _mapped.inheritable[lent.token]
+    for call in lent.calls:
+        call.tokens.discard(lent.token)
+        if call._on_release is not None:
+            call._on_release(frozenset((lent.token,)))
+
+
+def _unlink(segment: shared_memory.SharedMemory) -> None:
+    segment.close()
+    try:
+        segment.unlink()
+    except FileNotFoundError:
+        pass
 
 
 # pwrite() calls of this size: bounded so a call can't pin a huge slice, large enough that the

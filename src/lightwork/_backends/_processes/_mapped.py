@@ -35,22 +35,22 @@ def attach(name: str, shape: tuple[int, ...], dtype: Any) -> Any:
     return _attach_portable(name, shape, dtype)  # no /dev/shm: macOS
 
 
-# Arrays that fork workers inherit, by token (see _arrays.CallArrays). Filled in the parent; a
-# worker forked while an entry is here has it too, its pages shared with the parent's until
-# either side writes to them.
+# Arrays that fork workers inherit: token -> weak reference (see _arrays.CallArrays). Filled in
+# the parent; a worker forked while an array is here and alive has it too, its pages shared with
+# the parent's until either side writes to them.
 inheritable: dict[int, Any] = {}
 
 
 def inherited(token: int) -> Any:
     """In a fork worker: the parent's array as of the fork, read-only (unpickling calls this)."""
-    try:
-        array = inheritable[token]
-    except KeyError:
+    ref = inheritable.get(token)
+    array = None if ref is None else ref()
+    if array is None:
         # The supervisor sends such tasks only to workers forked after the array was
         # registered: this would be a bug, and it must not pass for a missing value.
         raise LookupError(
             f"worker {os.getpid()} was forked before large array #{token} was registered"
-        ) from None
+        )
     view = array.view()
     view.flags.writeable = False
     return view

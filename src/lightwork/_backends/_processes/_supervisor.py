@@ -206,10 +206,14 @@ class ProcessBackend(Backend):
         try:
             if "numpy" not in sys.modules:
                 return dumps_function(spec)
-            from ._arrays import CallArrays, dumps_function_sharing
+            from ._arrays import dumps_function_sharing
 
-            arrays = CallArrays(self._inherits)
-            payload = dumps_function_sharing(spec, arrays)
+            arrays = self._call_arrays()
+            try:
+                payload = dumps_function_sharing(spec, arrays)
+            except BaseException:
+                arrays.close()  # leave no segment behind
+                raise
             if len(arrays):
                 self._adopt(job, arrays)
             return payload
@@ -222,26 +226,33 @@ class ProcessBackend(Backend):
         """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
         args = attempt.args()
         if "numpy" in sys.modules and args:
-            from ._arrays import CallArrays, dumps_sharing, has_large_array
+            from ._arrays import dumps_sharing, has_large_array
 
             if has_large_array(args[0]):
                 job = attempt.chunk.job
                 if job.arrays is None:
-                    self._adopt(job, CallArrays(self._inherits))
-                return dumps_sharing(args, job.arrays)
+                    self._adopt(job, self._call_arrays())
+                before = job.arrays.new_bytes
+                payload = dumps_sharing(args, job.arrays)
+                # Bounds the arrays a stream keeps in flight (see ChunkSizer.record_bytes).
+                job.measured_bytes(len(attempt), job.arrays.new_bytes - before)
+                return payload
         return _wire.dumps(args)
+
+    def _call_arrays(self) -> CallArrays:
+        from ._arrays import CallArrays
+
+        return CallArrays(self._inherits, self._on_arrays_released)
 
     def _adopt(self, job: Job, arrays: CallArrays) -> None:
         """Make ``arrays`` the job's, released when it ends."""
         job.arrays = arrays
+        job.on_close.append(arrays.close)
 
-        def release() -> None:
-            released = arrays.close()
-            if released:  # retire the workers that inherited them, freeing that memory
-                self._released.append(released)
-                self._wake()
-
-        job.on_close.append(release)
+    def _on_arrays_released(self, tokens: frozenset[int]) -> None:
+        """Inherited arrays that no call uses any more: retire the workers that hold them."""
+        self._released.append(tokens)
+        self._wake()
 
     def submit(self, attempt: Attempt) -> None:
         if self._closing or self._terminated:
