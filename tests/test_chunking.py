@@ -58,6 +58,15 @@ def test_tasks_bringing_large_arrays_get_chunks_of_at_most_max_chunk_bytes() -> 
     assert before == [16, 16, 16] and sizer.next_size() == MAX_CHUNK
 
 
+def test_chunks_without_new_arrays_for_long_still_get_a_size() -> None:
+    sizer = ChunkSizer(workers=2)
+    sizer.record(tasks=100, seconds=1.0)  # 10 ms a task: 2 a chunk
+    sizer.record_bytes(tasks=1, nbytes=400 << 20)  # the one array, then never a new one
+    for _ in range(5000):
+        sizer.record_bytes(tasks=2, nbytes=0)
+    assert sizer.next_size() == 2
+
+
 def test_a_fixed_chunksize_is_kept_whatever_the_arrays() -> None:
     sizer = ChunkSizer(workers=2, fixed=500)
     sizer.record_bytes(tasks=1, nbytes=1 << 30)

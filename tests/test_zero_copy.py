@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,14 +166,20 @@ def _expected_sums(count: int) -> list[float]:
 
 
 @pytest.fixture
-def no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_copy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fails the test if an array is copied into shared memory."""
     from lightwork._backends._processes import _arrays
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the array was copied into a segment")
+    copied: list[int] = []
+    copy = _arrays.CallArrays._copy
 
-    monkeypatch.setattr(_arrays.CallArrays, "_handle", refuse)
+    def record(self: _arrays.CallArrays, array: np.ndarray) -> object:
+        copied.append(array.nbytes)
+        return copy(self, array)
+
+    monkeypatch.setattr(_arrays.CallArrays, "_copy", record)
+    yield
+    assert copied == [], "an array was copied into a segment"
 
 
 def _workers(ex: lightwork.Executor) -> set[int]:
@@ -207,16 +215,18 @@ def test_workers_that_inherited_an_array_retire_when_the_call_ends() -> None:
         assert not _workers(ex) & set(lenders)
 
 
-def test_calls_passing_the_same_array_share_it(no_copy: None) -> None:
-    from lightwork._backends._processes import _arrays, _mapped
-
-    with lightwork.Executor(2, start_method="fork") as ex:
-        futures = [ex.submit(lend, HUGE, i) for i in range(6)]
+def test_calls_passing_the_same_array_each_see_it_as_of_their_call(no_copy: None) -> None:
+    array = HUGE.copy()
+    with lightwork.Executor(1, start_method="fork") as ex:
+        before = ex.submit(lend, array, 0)
+        assert before.result()[0] == _expected_sums(1)[0]
+        array[:1000] = 0.0  # changed between two calls: the second one sees the change
+        after = ex.submit(lend, array, 0)
+        assert after.result()[0] == 0.0
+        futures = [ex.submit(lend, array, i) for i in range(1, 6)]
         results = [f.result() for f in futures]
-        assert len(_mapped.inheritable) <= 1  # one registration, however many calls
-    assert [r[0] for r in results] == _expected_sums(6)
-    assert len({r[3] for r in results}) <= 4  # not a new worker per call
-    assert _mapped.inheritable == {} and _arrays._registered == {}
+    assert [r[0] for r in results] == _expected_sums(6)[1:]
+    assert {r[2] for r in results} == {array.ctypes.data}
 
 
 def crash_once_then_lend(marker: str, array: np.ndarray, i: int) -> tuple[float, bool, int, int]:
@@ -310,3 +320,101 @@ def test_a_stream_of_arrays_lent_to_fork_workers_holds_only_those_in_flight(
         most = _drain(ex.imap(first, stream), stream, lambda: len(_mapped.inheritable))
         assert _mapped.inheritable == {}
     assert most <= bound, f"{most} arrays held at once, more than the {bound} in flight"
+
+
+def in_a_cycle(item: list[np.ndarray]) -> float:
+    return float(item[0][0])
+
+
+def test_arrays_freed_by_the_garbage_collector_are_released(
+    monkeypatch: pytest.MonkeyPatch, no_copy: None
+) -> None:
+    # Each argument is in a reference cycle: its array dies in a garbage collection, which can
+    # start anywhere (inside lightwork's own bookkeeping too): nothing may deadlock.
+    import gc
+
+    from lightwork._backends._processes import _arrays, _mapped
+
+    def cycles(count: int) -> Iterator[list[Any]]:
+        for i in range(count):
+            item: list[Any] = [np.full(ARRAY_THRESHOLD_BYTES * 2 // 8, float(i))]
+            item.append(item)
+            yield item
+
+    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
+    threshold = gc.get_threshold()
+    gc.set_threshold(50)
+    try:
+        with lightwork.Executor(2, start_method="fork") as ex:
+            assert list(ex.imap(in_a_cycle, cycles(150))) == [float(i) for i in range(150)]
+    finally:
+        gc.set_threshold(*threshold)
+    assert _mapped.inheritable == {}
+
+
+class Packed:
+    """Pickles as an array made for the pickle: nothing else holds it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Packed.unpack, (np.frombuffer(self.data, dtype=np.uint8),)
+
+    @staticmethod
+    def unpack(array: np.ndarray) -> Packed:
+        return Packed(array.tobytes())
+
+
+def packed_size(packed: Packed, _: object = None) -> int:
+    return len(packed.data)
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "fork"])
+def test_an_array_made_while_pickling_lives_until_the_worker_has_it(
+    start_method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightwork._backends._processes import _arrays
+
+    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
+    packed = Packed(b"x" * (2 * ARRAY_THRESHOLD_BYTES))
+    with lightwork.Executor(1, start_method=start_method) as ex:
+        assert ex.starmap(packed_size, [(packed, BIG)]) == [len(packed.data)]
+        assert list(ex.map(functools.partial(packed_size, packed), [0])) == [len(packed.data)]
+
+
+def hold(array: np.ndarray, seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_every_fork_pool_lets_go_of_a_lent_array() -> None:
+    # A worker inherits every array lent when it forks, whichever pool lent it.
+    from tasks import wait_gone
+
+    with (
+        lightwork.Executor(1, start_method="fork") as first,
+        lightwork.Executor(1, start_method="fork") as second,
+    ):
+        array = HUGE.copy()
+        quick, slow = first.submit(hold, array, 0.1), second.submit(hold, array, 0.4)
+        lenders = [quick.result(), slow.result()]
+        del array
+        assert wait_gone(lenders, 5.0) == []
+
+
+def span(_: object, seconds: float) -> tuple[float, float]:
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+def test_a_worker_retired_while_busy_still_counts_against_max_workers() -> None:
+    with lightwork.Executor(1, start_method="fork") as ex:
+        lending = ex.submit(span, HUGE, 0.2)
+        ahead = ex.submit(span, None, 0.6)  # runs on the worker that has the array
+        lending.result()  # that worker is now retired, once idle
+        time.sleep(0.05)
+        after = ex.submit(span, None, 0.1)
+        (_, ahead_end), (after_start, _) = ahead.result(), after.result()
+    assert after_start >= ahead_end, "two tasks ran at once on a pool of one"

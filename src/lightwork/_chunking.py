@@ -120,7 +120,7 @@ class ChunkSizer:
         if remaining is not None:
             tail = math.ceil(remaining / (self.workers * TAIL_CHUNKS_PER_WORKER))
             size = min(size, max(tail, floor))
-        if self._bytes:
+        if self._bytes >= 1.0:  # (it decays toward 0 once tasks bring no new arrays)
             size = min(size, int(MAX_CHUNK_BYTES * self._byte_tasks / self._bytes))
         return max(1, min(size, self.max_chunk))
 

@@ -92,6 +92,9 @@ class Executor(concurrent.futures.Executor):
     charged; ``retries=0`` names each task from the start, so nothing that died runs again);
     ``task_timeout`` limits each task; ``seed`` makes ``lightwork.rng()`` reproducible; these
     three and ``retry_on`` are defaults that ``imap`` and ``starmap`` can override per call.
+    ``start_method``: ``"forkserver"`` on Linux by default, else ``"spawn"``; ``"fork"`` also
+    lends arrays of 64 MiB or more to workers forked for the call, with no copy (unless there
+    is an ``initializer``); other large arrays go through shared memory, copied once a call.
 
     >>> from lightwork import Executor
     >>> with Executor(2, backend="threads") as ex:

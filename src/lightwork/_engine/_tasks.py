@@ -129,7 +129,7 @@ class Chunk:
 class Attempt:
     """Positions ``lo .. hi`` of a chunk, sent to one worker."""
 
-    __slots__ = ("chunk", "hi", "lo", "payload", "per_task")
+    __slots__ = ("chunk", "held", "hi", "lo", "payload", "per_task")
 
     def __init__(
         self,
@@ -143,6 +143,7 @@ class Attempt:
         self.lo = lo
         self.hi = hi
         self.payload = payload  # the pickled args[lo:hi], made by whoever sliced it
+        self.held: Any = None  # what the payload's large arrays need kept (processes backend)
         # Name each task in the worker's slot as it starts (see run_chunk): set on the re-run
         # of an attempt whose worker died somewhere in it, to find the task at fault.
         self.per_task = per_task

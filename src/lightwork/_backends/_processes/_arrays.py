@@ -10,15 +10,18 @@ This module is the parent's side; ``_mapped`` is the worker's.
             handle (name, shape, dtype) travels in the payload instead of the data
 
 A fork pool (``start_method="fork"``, no initializer) does better with a very large array: no
-copy at all. The array is registered, the call's tasks go only to workers forked after that
-(they have the array already, its pages shared copy-on-write with the parent's), and only a
-token travels. Those workers are retired when the call ends, which lets go of the parent memory
-they inherited. A fork costs a few milliseconds; a copy of 64 MiB about 25.
+copy at all. The array is registered, the tasks that use it go only to workers forked after
+that (they have the array already, its pages shared copy-on-write with the parent's), and only a
+token travels. Those workers are retired once the call is over or the array is done with, which
+lets go of the parent memory they inherited. A fork costs a few milliseconds; a copy of 64 MiB
+about 25. A worker sees the array as it was when it forked: as with any shared memory, a call's
+arrays must not be changed while it runs.
 
-The segments of a call are unlinked when the call ends; workers' mappings go with the arrays
-that use them. The segment is created with ``SharedMemory``, so the resource tracker unlinks it
-even if the parent is killed. Workers map it by name without ``SharedMemory`` (which would
-register it with the tracker and warn about a 'leak' at exit, cpython#82300).
+A segment is unlinked when its array is done with (see CallArrays) or the call ends; workers'
+mappings go with the arrays that use them. The segment is created with ``SharedMemory``, so
+the resource tracker unlinks it even if the parent is killed. Workers map it by name without
+``SharedMemory`` (which would register it with the tracker and warn about a 'leak' at exit,
+cpython#82300).
 
 An array created with :class:`lightwork.SharedArray` already lives in shared memory and is never
 copied; this module is for the plain arrays users already have.
@@ -33,6 +36,7 @@ import pickle
 import sys
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
@@ -68,43 +72,42 @@ def has_large_array(value: Any) -> bool:
     return False
 
 
-# The inheritable arrays' registry. _mapped.inheritable maps token -> weak reference to the
-# array (a worker forked while the array is alive finds it alive in its copy of our memory);
-# _registered maps id(array) -> its _Lent, so that calls passing the same array (submit() in a
-# loop) share one token and one set of workers.
-_registry_lock = threading.Lock()
-_registered: dict[int, _Lent] = {}
+# Tokens name the arrays lent to fork workers; _mapped.inheritable maps each to a weak reference
+# to its array, which a worker forked while the array is alive finds alive in its copy of our
+# memory. Single dict operations, atomic: no lock (see CallArrays on why none may be taken).
 _tokens = itertools.count(1)
-
-
-class _Lent:
-    """One registered array: its token and the calls using it."""
-
-    __slots__ = ("calls", "ref", "token")
-
-    def __init__(self, token: int, ref: weakref.ref[Any]) -> None:
-        self.token = token
-        self.ref = ref  # its callback unregisters the array when it dies
-        self.calls: list[CallArrays] = []
 
 
 def inheritable_tokens() -> frozenset[int]:
     """The arrays that a worker forked now inherits: read just before it forks."""
-    with _registry_lock:
-        return frozenset(_mapped.inheritable)
+    return frozenset(_mapped.inheritable)
+
+
+class Held:
+    """What one pickle's arrays need: the arrays themselves, held until the worker has read
+    the pickle (one made while pickling would otherwise die at once), and the tokens of those
+    lent to fork workers (the worker must have been forked after them)."""
+
+    __slots__ = ("arrays", "tokens")
+
+    def __init__(self) -> None:
+        self.arrays: list[Any] = []
+        self.tokens: set[int] = set()
 
 
 class CallArrays:
     """The large arrays of one call and how each reaches the workers.
 
-    Each is held only weakly: an array the call no longer holds (a finished chunk's argument,
-    read from a stream) is released when it dies, its segment unlinked or its workers retired,
-    so a long stream of arrays holds no more than the chunks in flight. ``close()`` releases
-    the rest when the call ends. ``on_release(tokens)`` hears of inherited arrays no call uses
-    any more, whose workers hold their memory.
+    Copied once into a segment, or (``inherit``, from INHERIT_THRESHOLD_BYTES on) lent to
+    workers forked after it was registered. The call holds each array weakly; what holds it is
+    the payload's :class:`Held`, until the worker has read it. An array that died (a streamed
+    chunk's argument, done with) is released at the next pickle or at ``close()``: its segment
+    unlinked, or its token unregistered and ``on_release(tokens)`` told, so that the workers
+    holding it retire. A long stream of arrays so keeps no more than the chunks in flight.
 
-    ``tokens``: the call's live inherited arrays; a worker may run the call's tasks only if it
-    was forked after all of them were registered (all among its ``inheritable_tokens``).
+    The weak references' callbacks only queue the dead: they can run in any thread, inside a
+    garbage collection started while this thread holds a lock, so they must take none.
+    ``function``: what the call's function holds (a partial's array), kept until ``close()``.
     ``new_bytes``: the bytes of the arrays met so far, each counted once.
     """
 
@@ -113,85 +116,101 @@ class CallArrays:
     ) -> None:
         self._inherit = inherit
         self._on_release = on_release
-        self._by_array: dict[int, tuple[weakref.ref[Any], shared_memory.SharedMemory]] = {}
-        self.tokens: set[int] = set()
+        self._lock = threading.Lock()  # the caller's thread and the supervisor both pickle
+        self._copies: dict[int, tuple[weakref.ref[Any], shared_memory.SharedMemory]] = {}
+        self._lent: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self._dead: deque[weakref.ref[Any]] = deque()
+        self._closed = False
+        self.function = Held()
         self.new_bytes = 0
 
-    def reduce(self, array: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    def reduce(self, array: Any, held: Held) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         """What pickles in the array's place: a call the worker makes to get it back."""
-        if self._inherit and array.nbytes >= INHERIT_THRESHOLD_BYTES:
-            return inherited, (self._register(array),)
-        return attach, self._handle(array)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the call is over: its arrays are released")
+            released = self._collect()
+            held.arrays.append(array)
+            if self._inherit and array.nbytes >= INHERIT_THRESHOLD_BYTES:
+                token = self._lend(array, released)
+                held.tokens.add(token)
+                reduced: tuple[Callable[..., Any], tuple[Any, ...]] = (inherited, (token,))
+            else:
+                reduced = (attach, self._copy(array))
+        self._announce(released)
+        return reduced
 
-    def _register(self, array: Any) -> int:
+    def needs(self, held: Held | None) -> frozenset[int]:
+        """The tokens a worker must have to read a payload (and the call's function)."""
+        tokens = self.function.tokens if held is None else held.tokens | self.function.tokens
+        return frozenset(tokens)
+
+    def _lend(self, array: Any, released: set[int]) -> int:
         key = id(array)
-        with _registry_lock:
-            lent = _registered.get(key)  # an entry goes as its array dies: ids stay unique
-            if lent is None:
-                token = next(_tokens)
-                ref = weakref.ref(array, lambda _: _unregister(key))
-                lent = _registered[key] = _Lent(token, ref)
-                _mapped.inheritable[token] = ref
-            if self not in lent.calls:
-                lent.calls.append(self)
-                self.tokens.add(lent.token)
-                self.new_bytes += array.nbytes
-        return lent.token
+        found = self._lent.get(key)
+        if found is not None and found[0]() is not array:  # an earlier array's id, reused
+            released.add(self._lent.pop(key)[1])
+            _mapped.inheritable.pop(found[1], None)
+            found = None
+        if found is None:
+            ref = weakref.ref(array, self._dead.append)
+            found = self._lent[key] = (ref, next(_tokens))
+            _mapped.inheritable[found[1]] = ref
+            self.new_bytes += array.nbytes
+        return found[1]
 
-    def _handle(self, array: Any) -> tuple[str, tuple[int, ...], Any]:
+    def _copy(self, array: Any) -> tuple[str, tuple[int, ...], Any]:
         """Copy ``array`` into a segment (once per call) and return what a worker needs:
         the segment's name, the shape and the dtype (itself: a structured one keeps its
         fields)."""
         key = id(array)
-        found = self._by_array.get(key)
-        if found is None or found[0]() is not array:
+        found = self._copies.get(key)
+        if found is not None and found[0]() is not array:  # an earlier array's id, reused
+            _unlink(self._copies.pop(key)[1])
+            found = None
+        if found is None:
             segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
             try:
                 _copy_into(segment, array)
             except BaseException:
                 _unlink(segment)  # a full /dev/shm, say: leave no segment behind
                 raise
-            found = (weakref.ref(array, lambda _: self._drop_segment(key)), segment)
-            self._by_array[key] = found
+            found = self._copies[key] = (weakref.ref(array, self._dead.append), segment)
             self.new_bytes += array.nbytes
         segment = found[1]
         return segment.name, array.shape, array.dtype
 
-    def _drop_segment(self, key: int) -> None:
-        found = self._by_array.pop(key, None)  # atomic: a racing close() unlinks it once
-        if found is not None:
-            _unlink(found[1])
+    def _collect(self) -> set[int]:
+        """Release the arrays that died; the tokens among them."""
+        released: set[int] = set()
+        while self._dead:
+            ref = self._dead.popleft()
+            for key in [k for k, (r, _) in self._copies.items() if r is ref]:
+                _unlink(self._copies.pop(key)[1])
+            for key in [k for k, (r, _) in self._lent.items() if r is ref]:
+                token = self._lent.pop(key)[1]
+                _mapped.inheritable.pop(token, None)
+                released.add(token)
+        return released
 
     def close(self) -> None:
-        """The call is over: unlink its segments, and let its inherited arrays go."""
-        for key in list(self._by_array):
-            self._drop_segment(key)
-        released = set()
-        with _registry_lock:
-            for key, lent in [(k, e) for k, e in _registered.items() if self in e.calls]:
-                lent.calls.remove(self)
-                if not lent.calls:  # dropping the weak reference drops its callback too
-                    del _registered[key], _mapped.inheritable[lent.token]
-                    released.add(lent.token)
-        self.tokens.clear()
+        """The call is over: release every array it still has."""
+        with self._lock:
+            self._closed = True
+            released = self._collect()
+            for _, segment in self._copies.values():
+                _unlink(segment)
+            for _, token in self._lent.values():
+                _mapped.inheritable.pop(token, None)
+                released.add(token)
+            self._copies.clear()
+            self._lent.clear()
+            self.function = Held()
+        self._announce(released)
+
+    def _announce(self, released: set[int]) -> None:
         if released and self._on_release is not None:
             self._on_release(frozenset(released))
-
-    def __len__(self) -> int:
-        return len(self._by_array) + len(self.tokens)
-
-
-def _unregister(key: int) -> None:
-    """A registered array died (the chunks that held it are done): forget it everywhere."""
-    with _registry_lock:
-        lent = _registered.pop(key, None)
-        if lent is None:
-            return
-        del _mapped.inheritable[lent.token]
-    for call in lent.calls:
-        call.tokens.discard(lent.token)
-        if call._on_release is not None:
-            call._on_release(frozenset((lent.token,)))
 
 
 def _unlink(segment: shared_memory.SharedMemory) -> None:
@@ -240,15 +259,15 @@ def _write_into(name: str, array: Any) -> bool:
     return True
 
 
-def dumps_sharing(obj: Any, arrays: CallArrays) -> bytes:
+def dumps_sharing(obj: Any, arrays: CallArrays, held: Held) -> bytes:
     """Pickle ``obj`` with large arrays replaced by what brings them to a worker without a copy
-    of its own (see :class:`CallArrays`)."""
+    of its own (see :class:`CallArrays`); ``held`` gets what the pickle needs kept."""
     buffer = io.BytesIO()
-    _SharingPickler(buffer, arrays).dump(obj)
+    _SharingPickler(buffer, arrays, held).dump(obj)
     return buffer.getvalue()
 
 
-def dumps_function_sharing(obj: Any, arrays: CallArrays) -> bytes:
+def dumps_function_sharing(obj: Any, arrays: CallArrays, held: Held) -> bytes:
     """Like :func:`dumps_sharing`, for functions: closures and partials holding arrays.
 
     By reference where workers can import the function, else by value (see
@@ -257,40 +276,42 @@ def dumps_function_sharing(obj: Any, arrays: CallArrays) -> bytes:
     from ._supervisor import needs_value
 
     try:
-        data = dumps_sharing(obj, arrays)
+        data = dumps_sharing(obj, arrays, held)
     except Exception:
         pass
     else:
         if not needs_value(data):
             return data
     buffer = io.BytesIO()
-    _SharingCloudPickler(buffer, arrays).dump(obj)
+    _SharingCloudPickler(buffer, arrays, held).dump(obj)
     return buffer.getvalue()
 
 
-def _reduce_array(obj: Any, arrays: CallArrays) -> Any:
+def _reduce_array(obj: Any, arrays: CallArrays, held: Held) -> Any:
     is_array = type(obj).__module__ == "numpy" and type(obj).__name__ == "ndarray"
     if is_array and obj.nbytes >= ARRAY_THRESHOLD_BYTES and not obj.dtype.hasobject:
-        return arrays.reduce(obj)
+        return arrays.reduce(obj, held)
     return NotImplemented
 
 
 class _SharingPickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, arrays: CallArrays) -> None:
+    def __init__(self, file: io.BytesIO, arrays: CallArrays, held: Held) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._arrays = arrays
+        self._held = held
 
     def reducer_override(self, obj: Any) -> Any:
-        return _reduce_array(obj, self._arrays)
+        return _reduce_array(obj, self._arrays, self._held)
 
 
 class _SharingCloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, arrays: CallArrays) -> None:
+    def __init__(self, file: io.BytesIO, arrays: CallArrays, held: Held) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._arrays = arrays
+        self._held = held
 
     def reducer_override(self, obj: Any) -> Any:
-        reduced = _reduce_array(obj, self._arrays)
+        reduced = _reduce_array(obj, self._arrays, self._held)
         if reduced is NotImplemented:
             return super().reducer_override(obj)
         return reduced

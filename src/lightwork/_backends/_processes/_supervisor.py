@@ -210,11 +210,11 @@ class ProcessBackend(Backend):
 
             arrays = self._call_arrays()
             try:
-                payload = dumps_function_sharing(spec, arrays)
+                payload = dumps_function_sharing(spec, arrays, arrays.function)
             except BaseException:
                 arrays.close()  # leave no segment behind
                 raise
-            if len(arrays):
+            if arrays.function.arrays:
                 self._adopt(job, arrays)
             return payload
         except Exception as error:
@@ -226,14 +226,15 @@ class ProcessBackend(Backend):
         """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
         args = attempt.args()
         if "numpy" in sys.modules and args:
-            from ._arrays import dumps_sharing, has_large_array
+            from ._arrays import Held, dumps_sharing, has_large_array
 
             if has_large_array(args[0]):
                 job = attempt.chunk.job
                 if job.arrays is None:
                     self._adopt(job, self._call_arrays())
                 before = job.arrays.new_bytes
-                payload = dumps_sharing(args, job.arrays)
+                attempt.held = Held()
+                payload = dumps_sharing(args, job.arrays, attempt.held)
                 # Bounds the arrays a stream keeps in flight (see ChunkSizer.record_bytes).
                 job.measured_bytes(len(attempt), job.arrays.new_bytes - before)
                 return payload
@@ -249,10 +250,14 @@ class ProcessBackend(Backend):
         job.arrays = arrays
         job.on_close.append(arrays.close)
 
-    def _on_arrays_released(self, tokens: frozenset[int]) -> None:
-        """Inherited arrays that no call uses any more: retire the workers that hold them."""
-        self._released.append(tokens)
-        self._wake()
+    @staticmethod
+    def _on_arrays_released(tokens: frozenset[int]) -> None:
+        """Lent arrays that are done with: retire the workers that hold them, in every fork
+        pool (a worker inherits all that were lent when it forked, whoever lent them)."""
+        for backend in list(_live_backends):
+            if backend._inherits and not backend._terminated:
+                backend._released.append(tokens)
+                backend._wake()
 
     def submit(self, attempt: Attempt) -> None:
         if self._closing or self._terminated:
@@ -461,7 +466,7 @@ class ProcessBackend(Backend):
                 continue
             if attempt.payload is None:  # a re-run of part of a chunk
                 attempt.payload = self._encode(attempt)
-            needs = job.arrays.tokens if job.arrays is not None else _NO_TOKENS
+            needs = _NO_TOKENS if job.arrays is None else job.arrays.needs(attempt.held)
             worker = self._choose_worker(len(attempt.payload), needs)
             if worker is None:
                 return
@@ -509,28 +514,31 @@ class ProcessBackend(Backend):
         """An idle worker; else a new one while under max_workers; else one to send ahead to.
 
         Workers start as work needs them: a pool of 500 given 39 tasks starts 39 processes.
-        ``needs``: the inherited arrays the work refers to; a worker forked before them is
-        passed over, and retired if idle, to make room for one that has them.
+        ``needs``: the lent arrays the work refers to (see _arrays); a worker forked before
+        them can't run it, and one such idle worker is retired to make room if need be.
         """
         busy_ok = payload_size <= PREFETCH_MAX_BYTES
         best: _Worker | None = None
+        stale: _Worker | None = None
         live = 0
         for worker in self._workers.values():
             if worker.retiring or worker.dead or worker.timed_out is not None:
-                continue
-            if not needs <= worker.inherited:
-                if worker.inflight:
-                    live += 1
-                else:
-                    worker.retiring = True
-                    self._maybe_retire(worker)
+                live += worker.retiring and bool(worker.inflight)  # still using its CPU
                 continue
             live += 1
+            if not needs <= worker.inherited:
+                if not worker.inflight and stale is None:
+                    stale = worker
+                continue
             if not worker.inflight:
                 return worker
             if busy_ok and len(worker.inflight) < self.lookahead and best is None:
                 best = worker
         if live < self.workers:
+            return self._spawn()
+        if stale is not None:
+            stale.retiring = True
+            self._maybe_retire(stale)
             return self._spawn()
         return best
 
