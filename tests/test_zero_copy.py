@@ -418,3 +418,12 @@ def test_a_worker_retired_while_busy_still_counts_against_max_workers() -> None:
         after = ex.submit(span, None, 0.1)
         (_, ahead_end), (after_start, _) = ahead.result(), after.result()
     assert after_start >= ahead_end, "two tasks ran at once on a pool of one"
+
+
+def test_a_future_cancelled_before_it_ran_releases_its_array() -> None:
+    with lightwork.Executor(1) as ex:
+        running = ex.submit(time.sleep, 0.3)
+        waiting = ex.submit(inspect_slice, BIG, 0)
+        assert waiting.cancel()
+        running.result()
+    # no_segment_left checks that its segment went

@@ -138,12 +138,13 @@ class Attempt:
         hi: int,
         payload: bytes | None = None,
         per_task: bool = False,
+        held: Any = None,
     ) -> None:
         self.chunk = chunk
         self.lo = lo
         self.hi = hi
         self.payload = payload  # the pickled args[lo:hi], made by whoever sliced it
-        self.held: Any = None  # what the payload's large arrays need kept (processes backend)
+        self.held = held  # what the payload's large arrays need kept (processes backend)
         # Name each task in the worker's slot as it starts (see run_chunk): set on the re-run
         # of an attempt whose worker died somewhere in it, to find the task at fault.
         self.per_task = per_task

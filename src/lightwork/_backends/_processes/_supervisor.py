@@ -108,6 +108,9 @@ class _Worker:
         self.specs: OrderedDict[int, None] = OrderedDict()  # spec ids this worker holds
         self.tasks_sent = 0
         self.retiring = False  # recycled after max_tasks_per_worker: its exit is expected
+        # Retired before its tasks ran out (it holds lent arrays no longer used): it still
+        # counts against max_workers until they have (a recycled one overlaps its successor).
+        self.draining = False
         self.timed_out: tuple[int, float] | None = None  # (task index, limit) if killed for it
         self.rss = 0  # last sampled resident memory, bytes
         self.ran_something = False
@@ -255,7 +258,7 @@ class ProcessBackend(Backend):
         """Lent arrays that are done with: retire the workers that hold them, in every fork
         pool (a worker inherits all that were lent when it forked, whoever lent them)."""
         for backend in list(_live_backends):
-            if backend._inherits and not backend._terminated:
+            if backend._inherits and not (backend._closing or backend._terminated):
                 backend._released.append(tokens)
                 backend._wake()
 
@@ -461,25 +464,38 @@ class ProcessBackend(Backend):
         while self._pending:
             attempt = self._pending[0]
             job = attempt.chunk.job
-            if job.cancelled:
+            if job.cancelled or (attempt.payload is None and not self._encode_rerun(attempt)):
                 self._pending.popleft()
                 continue
-            if attempt.payload is None:  # a re-run of part of a chunk
-                attempt.payload = self._encode(attempt)
+            assert attempt.payload is not None
             needs = _NO_TOKENS if job.arrays is None else job.arrays.needs(attempt.held)
             worker = self._choose_worker(len(attempt.payload), needs)
             if worker is None:
                 return
             self._pending.popleft()
-            if not job.start():
-                continue
             budget = self._budget(worker)
-            if budget < len(attempt):  # recycle on time: send only what the worker may run
-                rest = Attempt(attempt.chunk, attempt.lo + budget, attempt.hi)
-                self._pending.appendleft(rest)
-                attempt = Attempt(attempt.chunk, attempt.lo, attempt.lo + budget)
-                attempt.payload = self._encode(attempt)
+            if budget < len(attempt):
+                # Recycle on time: send only what the worker may run. That part is pickled
+                # anew, and then needs a worker that can read it: the next round finds one.
+                self._pending.appendleft(Attempt(attempt.chunk, attempt.lo + budget, attempt.hi))
+                self._pending.appendleft(Attempt(attempt.chunk, attempt.lo, attempt.lo + budget))
+                continue
+            if not job.start():
+                job.close()  # a future cancelled while it waited: release what it holds
+                continue
             self._send(worker, attempt)
+
+    def _encode_rerun(self, attempt: Attempt) -> bool:
+        """Pickle the arguments of a re-run (part of a chunk) here; False if it is not to be
+        sent: its call ended meanwhile, or they don't pickle now (then its tasks go one by
+        one, see _submit_isolated)."""
+        try:
+            attempt.payload = self._encode(attempt)
+        except Exception:
+            if not attempt.chunk.job.cancelled:
+                self._submit_isolated(attempt)
+            return False
+        return True
 
     def _drop_forgotten(self) -> None:
         while self._forgotten:
@@ -497,7 +513,7 @@ class ProcessBackend(Backend):
             released = self._released.popleft()
             for worker in self._workers.values():
                 if not worker.retiring and worker.inherited & released:
-                    worker.retiring = True
+                    worker.retiring = worker.draining = True
                     self._maybe_retire(worker)
 
     def _start_all_workers(self) -> None:
@@ -523,7 +539,7 @@ class ProcessBackend(Backend):
         live = 0
         for worker in self._workers.values():
             if worker.retiring or worker.dead or worker.timed_out is not None:
-                live += worker.retiring and bool(worker.inflight)  # still using its CPU
+                live += worker.draining and bool(worker.inflight)  # still using its CPU
                 continue
             live += 1
             if not needs <= worker.inherited:
@@ -724,7 +740,9 @@ class ProcessBackend(Backend):
             # tasks again, naming each in the slot, charging none of them now; the one at
             # fault dies again and is charged then.
             chunk.unattributed_deaths.append((attempt.lo, attempt.hi))
-            requeue.append(Attempt(chunk, attempt.lo, attempt.hi, attempt.payload, per_task=True))
+            requeue.append(
+                Attempt(chunk, attempt.lo, attempt.hi, attempt.payload, True, attempt.held)
+            )
         elif slot_position < 0 and len(attempt) > 1:
             # It died unpickling the arguments: find out which task's arguments, one by one.
             requeue += [Attempt(chunk, p, p + 1) for p in range(attempt.lo, attempt.hi)]
