@@ -182,6 +182,14 @@ def no_copy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     assert copied == [], "an array was copied into a segment"
 
 
+@pytest.fixture
+def lend_small_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fork pools lend every large array, so that tests of lending need not make 64 MiB ones."""
+    from lightwork._backends._processes import _arrays
+
+    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
+
+
 def _workers(ex: lightwork.Executor) -> set[int]:
     return {w.pid for w in ex.statistics().workers if w.alive}
 
@@ -308,12 +316,11 @@ def test_a_stream_of_arrays_holds_only_the_chunks_in_flight() -> None:
 
 
 def test_a_stream_of_arrays_lent_to_fork_workers_holds_only_those_in_flight(
-    monkeypatch: pytest.MonkeyPatch, no_copy: None
+    lend_small_arrays: None, no_copy: None
 ) -> None:
-    from lightwork._backends._processes import _arrays, _mapped
+    from lightwork._backends._processes import _mapped
     from lightwork._chunking import MAX_CHUNK_BYTES
 
-    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
     stream = ArrayStream(120)
     bound = 8 * MAX_CHUNK_BYTES // (ARRAY_THRESHOLD_BYTES * 2)
     with lightwork.Executor(2, start_method="fork") as ex:
@@ -327,13 +334,13 @@ def in_a_cycle(item: list[np.ndarray]) -> float:
 
 
 def test_arrays_freed_by_the_garbage_collector_are_released(
-    monkeypatch: pytest.MonkeyPatch, no_copy: None
+    lend_small_arrays: None, no_copy: None
 ) -> None:
     # Each argument is in a reference cycle: its array dies in a garbage collection, which can
     # start anywhere (inside lightwork's own bookkeeping too): nothing may deadlock.
     import gc
 
-    from lightwork._backends._processes import _arrays, _mapped
+    from lightwork._backends._processes import _mapped
 
     def cycles(count: int) -> Iterator[list[Any]]:
         for i in range(count):
@@ -341,7 +348,6 @@ def test_arrays_freed_by_the_garbage_collector_are_released(
             item.append(item)
             yield item
 
-    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
     threshold = gc.get_threshold()
     gc.set_threshold(50)
     try:
@@ -372,11 +378,9 @@ def packed_size(packed: Packed, _: object = None) -> int:
 
 @pytest.mark.parametrize("start_method", ["forkserver", "fork"])
 def test_an_array_made_while_pickling_lives_until_the_worker_has_it(
-    start_method: str, monkeypatch: pytest.MonkeyPatch
+    start_method: str, lend_small_arrays: None
 ) -> None:
-    from lightwork._backends._processes import _arrays
 
-    monkeypatch.setattr(_arrays, "INHERIT_THRESHOLD_BYTES", ARRAY_THRESHOLD_BYTES)
     packed = Packed(b"x" * (2 * ARRAY_THRESHOLD_BYTES))
     with lightwork.Executor(1, start_method=start_method) as ex:
         assert ex.starmap(packed_size, [(packed, BIG)]) == [len(packed.data)]

@@ -78,11 +78,6 @@ def has_large_array(value: Any) -> bool:
 _tokens = itertools.count(1)
 
 
-def inheritable_tokens() -> frozenset[int]:
-    """The arrays that a worker forked now inherits: read just before it forks."""
-    return frozenset(_mapped.inheritable)
-
-
 class Held:
     """What one pickle's arrays need: the arrays themselves, held until the worker has read
     the pickle (one made while pickling would otherwise die at once), and the tokens of those
@@ -129,10 +124,12 @@ class CallArrays:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the call is over: its arrays are released")
+            # First, so that an entry found below is for this very array, not for a dead
+            # one whose id it now has (a weak reference is queued as its array dies).
             released = self._collect()
             held.arrays.append(array)
             if self._inherit and array.nbytes >= INHERIT_THRESHOLD_BYTES:
-                token = self._lend(array, released)
+                token = self._lend(array)
                 held.tokens.add(token)
                 reduced: tuple[Callable[..., Any], tuple[Any, ...]] = (inherited, (token,))
             else:
@@ -145,16 +142,11 @@ class CallArrays:
         tokens = self.function.tokens if held is None else held.tokens | self.function.tokens
         return frozenset(tokens)
 
-    def _lend(self, array: Any, released: set[int]) -> int:
-        key = id(array)
-        found = self._lent.get(key)
-        if found is not None and found[0]() is not array:  # an earlier array's id, reused
-            released.add(self._lent.pop(key)[1])
-            _mapped.inheritable.pop(found[1], None)
-            found = None
+    def _lend(self, array: Any) -> int:
+        found = self._lent.get(id(array))
         if found is None:
             ref = weakref.ref(array, self._dead.append)
-            found = self._lent[key] = (ref, next(_tokens))
+            found = self._lent[id(array)] = (ref, next(_tokens))
             _mapped.inheritable[found[1]] = ref
             self.new_bytes += array.nbytes
         return found[1]
@@ -163,11 +155,7 @@ class CallArrays:
         """Copy ``array`` into a segment (once per call) and return what a worker needs:
         the segment's name, the shape and the dtype (itself: a structured one keeps its
         fields)."""
-        key = id(array)
-        found = self._copies.get(key)
-        if found is not None and found[0]() is not array:  # an earlier array's id, reused
-            _unlink(self._copies.pop(key)[1])
-            found = None
+        found = self._copies.get(id(array))
         if found is None:
             segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
             try:
@@ -175,7 +163,7 @@ class CallArrays:
             except BaseException:
                 _unlink(segment)  # a full /dev/shm, say: leave no segment behind
                 raise
-            found = self._copies[key] = (weakref.ref(array, self._dead.append), segment)
+            found = self._copies[id(array)] = (weakref.ref(array, self._dead.append), segment)
             self.new_bytes += array.nbytes
         segment = found[1]
         return segment.name, array.shape, array.dtype

@@ -902,10 +902,10 @@ def _join(process: Any, timeout: float) -> None:
 
 
 def _inheritable_tokens() -> frozenset[int]:
-    """The large arrays a worker forked now inherits (see _arrays), without loading that module
-    (and cloudpickle) into a program that never passed one."""
-    arrays = sys.modules.get(__package__ + "._arrays")
-    return _NO_TOKENS if arrays is None else arrays.inheritable_tokens()
+    """The large arrays a worker forked now inherits (see _arrays): read just before it forks,
+    without importing the array machinery into a program that never passed one."""
+    mapped = sys.modules.get(__package__ + "._mapped")
+    return _NO_TOKENS if mapped is None else frozenset(mapped.inheritable)
 
 
 def _kill(process: Any) -> None:
