@@ -279,3 +279,38 @@ def test_hex_digit_blocks_reject_bad_arguments() -> None:
         bbp.pi_hex_digits_block(0, size=0)
     with pytest.raises(TypeError):
         bbp.pi_hex_digits(1.5, 8)  # type: ignore[arg-type]
+
+
+FAULTS_PER_CALL = """
+import resource, threading
+import numpy as np
+from lightwork.workloads import count_inside_numpy
+
+def faults_per_call():
+    rng = np.random.default_rng(1)
+    for _ in range(3):  # a thread's first calls allocate, and glibc adjusts its thresholds
+        count_inside_numpy(rng, 1 << 22)
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(4):
+        count_inside_numpy(rng, 1 << 22)
+    return (resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before) / 4
+
+other = []
+on_main = faults_per_call()
+thread = threading.Thread(target=lambda: other.append(faults_per_call()))
+thread.start()
+thread.join()
+print(on_main, other[0])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread fault counts")
+def test_numpy_kernel_costs_the_same_on_a_fresh_main_thread_as_on_others() -> None:
+    # glibc trimmed the main thread's heap when a call freed its arrays, and the next call
+    # page-faulted them in again (~540 faults a task): the serial backend and process workers
+    # (fresh processes, tasks on the main thread) paid that and thread workers did not.
+    done = subprocess.run(
+        [sys.executable, "-c", FAULTS_PER_CALL], capture_output=True, text=True, check=True
+    )
+    on_main, on_other = map(float, done.stdout.split())
+    assert on_main < 20 and on_other < 20, done.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 import random
+import threading
 from collections.abc import Callable
 from itertools import repeat, starmap
 from typing import TYPE_CHECKING
@@ -136,10 +137,7 @@ def _count_inside_refined(rng: np.random.Generator, samples: int, block: int) ->
     if n == 0:
         return 0
     draw = _uint64_source(rng)
-    size = min(n, block)
-    x2 = np.empty(size, dtype=np.uint16)
-    s = np.empty(size, dtype=np.uint16)
-    flags = np.empty(size, dtype=np.bool_)
+    x2, s, flags = _buffers(min(n, block))
     low_mask = np.uint16(_C - 1)
     shift = np.uint16(_COARSE_BITS)
     threshold = np.uint16(_THRESHOLD)
@@ -166,7 +164,48 @@ def _count_inside_refined(rng: np.random.Generator, samples: int, block: int) ->
         candidates = words[fb]
         if candidates.size:
             inside += _refine(draw, candidates) - int(candidates.size)
+    _kept.last_draw = words
     return inside
+
+
+class _Buffers(threading.local):
+    """What one thread's calls of the NumPy kernel keep between calls (see :func:`_buffers`)."""
+
+    arrays: tuple[NDArray[np.uint16], NDArray[np.uint16], NDArray[np.bool_]] | None = None
+    last_draw: object = None  # the last block's words: held so that a call frees nothing large
+
+
+_kept = _Buffers()
+
+
+def _buffers(size: int) -> tuple[NDArray[np.uint16], NDArray[np.uint16], NDArray[np.bool_]]:
+    """The block's working arrays, kept per thread from one call to the next.
+
+    This makes a task cost the same on every thread. glibc returns the freed top of the main
+    thread's heap to the kernel once it exceeds ``M_TRIM_THRESHOLD`` (dynamic: about twice
+    the largest block freed so far), and the ~1.8 MiB a call freed at its end (these arrays
+    and its last draw) exceeded it: the next call page-faulted them in afresh, ~540 minor
+    faults a task of 2**22 samples, 10-20% of its time here. Threads other than the main one
+    allocate from arenas that glibc does not trim that way, with no faults. So the serial
+    backend and process workers (tasks on the main thread) paid and thread workers did not:
+    one thread beat the serial baseline by 5-20%. Setting ``MALLOC_TRIM_THRESHOLD_`` and
+    ``MALLOC_TOP_PAD_`` large evened them out, and counting faults with
+    ``getrusage(RUSAGE_THREAD).ru_minflt`` per thread showed why. Kept, nothing large is freed
+    at the end of a call: 0 faults a task on any thread of a fresh process (a worker, the
+    command line), ~1.8 MiB held per thread that ran it. (A main thread whose heap is already
+    fragmented by other work can still fault some; glibc's trimming is not ours to switch off.)
+    """
+    import numpy as np
+
+    cached = _kept.arrays
+    if cached is None or cached[0].size < size:
+        cached = (
+            np.empty(size, dtype=np.uint16),
+            np.empty(size, dtype=np.uint16),
+            np.empty(size, dtype=np.bool_),
+        )
+        _kept.arrays = cached
+    return cached[0][:size], cached[1][:size], cached[2][:size]
 
 
 def _uint64_source(rng: np.random.Generator) -> Callable[[int], NDArray[np.uint64]]:
