@@ -202,3 +202,48 @@ def wait_gone(pids: list[int], seconds: float) -> list[int]:
         if not alive or time.monotonic() > end:
             return alive
         time.sleep(0.05)
+
+
+class ExitsWhenUnpickled:
+    """Unpickling it raises SystemExit (a fault injector from CPython's own pool tests)."""
+
+    def __reduce__(self) -> Any:
+        return (exit_with, (1,))
+
+
+class ExitsWhenPickled:
+    """Pickling it raises SystemExit."""
+
+    def __reduce__(self) -> Any:
+        raise SystemExit(2)
+
+
+def exit_with(code: int) -> Any:
+    raise SystemExit(code)
+
+
+def make(cls: type) -> Any:
+    return cls()
+
+
+def raise_base(kind: type[BaseException]) -> Any:
+    raise kind("from the task")
+
+
+def put_on_queue(x: int) -> int:
+    """Put x on the queue the initializer ``keep_primitives`` gave this worker, and count it."""
+    queue, counter, lock, event = _worker_state.primitives
+    with lock:
+        counter.value += 1
+    queue.put(x)
+    return int(event.is_set())
+
+
+def keep_primitives(*primitives: Any) -> None:
+    _worker_state.primitives = primitives
+
+
+def slow_broken_initializer() -> None:
+    """Fails after a moment: long enough for work to queue up behind it."""
+    time.sleep(0.3)
+    raise CustomError("initializer failed")

@@ -129,6 +129,14 @@ def check_timeout(name: str, seconds: object) -> float | None:
     return float(seconds)
 
 
+def check_wait_timeout(seconds: object) -> float:
+    """``Executor.map``'s ``timeout``: as in the standard library, 0 (or less) means results not
+    ready at once raise ``TimeoutError``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
+        raise InvalidOptionError(f"timeout must be a number of seconds or None, not {seconds!r}")
+    return float(seconds)
+
+
 def check_retry_on(retry_on: object) -> tuple[type[BaseException], ...]:
     types = (retry_on,) if isinstance(retry_on, type) else retry_on
     if not isinstance(types, tuple) or not all(

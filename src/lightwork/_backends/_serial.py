@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._engine._counters import WorkerCounters
 from .._engine._run import run_chunk
-from .._engine._tasks import Attempt, fail_attempt
+from .._engine._tasks import Attempt, copy_error, fail_attempt
 from .._errors import WorkerInitializationError
 from ._base import Backend
 
@@ -35,11 +35,10 @@ class SerialBackend(Backend):
         self._broken: WorkerInitializationError | None = None
 
     def submit(self, attempt: Attempt) -> None:
+        if self._broken is not None:  # as the standard library's pools do, once broken
+            raise copy_error(self._broken)
         chunk = attempt.chunk
         if not chunk.job.start():
-            return
-        if self._broken is not None:
-            fail_attempt(attempt, self._broken)
             return
         if self._initializer is not None:
             initializer, self._initializer = self._initializer, None

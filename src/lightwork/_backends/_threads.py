@@ -4,8 +4,11 @@ Attempts wait in one queue; each worker thread takes the next one and runs it wi
 ``run_chunk`` loop. A thread cannot be killed, so ``task_timeout`` works differently from the
 process backend: at the deadline a watchdog fails the task with TaskTimeoutError (or retries it
 on another thread), re-queues the rest of its chunk, starts a replacement thread and abandons the
-stuck one. The stuck thread runs on until its task returns, and its result is discarded. Worker
-threads are daemons, so a stuck one never blocks interpreter exit.
+stuck one. The stuck thread runs on until its task returns, and its result is discarded.
+
+At interpreter exit, as with ``ThreadPoolExecutor``, every pool finishes the work it was given
+(unless ``shutdown(cancel_futures=True)`` dropped it) and then refuses new work. Worker threads
+are daemons joined by that exit hook, so an abandoned one never blocks exit.
 """
 
 from __future__ import annotations
@@ -13,13 +16,20 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._engine._counters import WorkerCounters
 from .._engine._run import run_chunk
 from .._engine._tasks import Attempt, copy_error, fail_attempt
-from .._errors import ExecutorShutdownError, TaskTimeoutError, WorkerInitializationError
+from .._errors import (
+    BrokenWorkerError,
+    ExecutorShutdownError,
+    TaskTimeoutError,
+    WorkerInitializationError,
+    as_thread_pool_error,
+)
 from ._base import Backend
 
 if TYPE_CHECKING:
@@ -32,8 +42,9 @@ WATCHDOG_INTERVAL = 0.05
 class _ThreadWorker:
     """One worker thread and what the watchdog needs to know about it."""
 
-    def __init__(self, backend: ThreadBackend, number: int) -> None:
+    def __init__(self, backend: ThreadBackend, number: int, first: Attempt | None = None) -> None:
         self.backend = backend
+        self.first = first  # the rest of an abandoned thread's chunk, which it takes over
         self.counters = WorkerCounters(number)
         self.attempt: Attempt | None = None  # the attempt this thread is running, if any
         self.position = 0  # the chunk position of the task it is running
@@ -56,26 +67,42 @@ class _ThreadWorker:
         finally:
             counters.startup = time.monotonic() - self.started_at
             self.ready.set()
-        while True:
-            waited = time.perf_counter()
-            attempt = backend.queue.get()
-            counters.idle += time.perf_counter() - waited
-            if attempt is None or self.abandoned:
-                break
-            if backend.broken is not None:
-                fail_attempt(attempt, backend.broken)
-                continue
-            job = attempt.chunk.job
-            if not job.start():
-                continue
-            if job.options.task_timeout is None:
-                values, errors, seconds = run_chunk(job, attempt.indices(), attempt.args())
-                self._record(attempt, len(values), seconds)
-                shifted = {attempt.lo + p: e for p, e in errors.items()}
-                attempt.chunk.resolve(attempt.lo, values, shifted)
-            elif not self._run_watched(attempt):
-                break
+        if self.first is not None:
+            first, self.first = self.first, None
+            if not self._run(first):
+                return
+            del first
+        while self._serve_next():
+            pass
         counters.alive = False
+
+    def _serve_next(self) -> bool:
+        """Take the next attempt and run it; False when this thread is to stop.
+
+        A method of its own so that, while the thread waits for more work, no variable of
+        its holds the last task's function, arguments or results alive.
+        """
+        waited = time.perf_counter()
+        attempt = self.backend.queue.get()
+        self.counters.idle += time.perf_counter() - waited
+        if attempt is None or self.abandoned:
+            return False
+        return self._run(attempt)
+
+    def _run(self, attempt: Attempt) -> bool:
+        """Run one attempt; False once this thread has been abandoned."""
+        if self.backend.broken is not None:
+            fail_attempt(attempt, self.backend.broken)
+            return True
+        job = attempt.chunk.job
+        if not job.start():
+            return True
+        if job.options.task_timeout is not None:
+            return self._run_watched(attempt)
+        values, errors, seconds = run_chunk(job, attempt.indices(), attempt.args())
+        self._record(attempt, len(values), seconds)
+        attempt.chunk.resolve(attempt.lo, values, {attempt.lo + p: e for p, e in errors.items()})
+        return True
 
     def _record(self, attempt: Attempt, tasks: int, seconds: float) -> None:
         self.counters.tasks += tasks
@@ -126,14 +153,16 @@ class ThreadBackend(Backend):
         self._watchdog: threading.Thread | None = None
         self._closed = threading.Event()
         self._tasks_retried = 0
-        self.broken: WorkerInitializationError | None = None
+        self.broken: BrokenWorkerError | None = None
+        _live_backends.add(self)
 
     def submit(self, attempt: Attempt) -> None:
+        if _interpreter_exiting:
+            raise ExecutorShutdownError("cannot schedule new futures after interpreter shutdown")
         if self._closed.is_set():
             raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
-        if self.broken is not None:
-            fail_attempt(attempt, self.broken)
-            return
+        if self.broken is not None:  # as ThreadPoolExecutor does, once it is broken
+            raise copy_error(self.broken)
         self._ensure_threads()
         self.queue.put(attempt)
 
@@ -153,18 +182,23 @@ class ThreadBackend(Backend):
 
     def break_on(self, error: BaseException) -> None:
         """The initializer raised: every task, queued or to come, fails with that."""
-        broken = WorkerInitializationError(
-            "the executor's initializer raised in a worker thread; its exception is the cause"
+        broken = as_thread_pool_error(
+            WorkerInitializationError(
+                "the executor's initializer raised in a worker thread; its exception is the cause"
+            )
         )
         broken.__cause__ = error
         self.broken = broken
         for attempt in self._take_queued():
             fail_attempt(attempt, broken)
 
-    def _start_thread(self) -> None:
-        worker = _ThreadWorker(self, len(self._threads))
+    def _start_thread(self, first: Attempt | None = None) -> None:
+        worker = _ThreadWorker(self, len(self._threads), first)
         self._threads.append(worker)
         worker.thread.start()
+
+    def _live_threads(self) -> list[_ThreadWorker]:
+        return [w for w in self._threads if not w.abandoned and w.thread.is_alive()]
 
     def watch(self) -> None:
         """Make sure the watchdog runs: called when a task with a time limit starts."""
@@ -177,7 +211,12 @@ class ThreadBackend(Backend):
                     self._watchdog.start()
 
     def _watch(self) -> None:
-        while not self._closed.wait(WATCHDOG_INTERVAL):
+        # Until the pool is closed and its threads are done: shutdown(wait=True), at exit
+        # too, must not wait forever on a task that overruns its time limit.
+        while True:
+            time.sleep(WATCHDOG_INTERVAL)
+            if self._closed.is_set() and not self._live_threads():
+                return
             now = time.monotonic()
             with self.lock:
                 for worker in list(self._threads):
@@ -191,10 +230,11 @@ class ThreadBackend(Backend):
     def _abandon(
         self, worker: _ThreadWorker, attempt: Attempt, position: int, limit: float
     ) -> None:
-        """Give up on a stuck thread (lock held): fail or retry its task, requeue the rest."""
+        """Give up on a stuck thread (lock held): fail or retry its task; a new thread takes
+        over the rest of its chunk (not through the queue: after shutdown's stop markers, no
+        thread would take it)."""
         worker.abandoned = True
         worker.counters.alive = False
-        self._start_thread()
         chunk = attempt.chunk
         rest_lo = position + 1
         used = chunk.retries_used.get(position, 0)
@@ -210,17 +250,19 @@ class ThreadBackend(Backend):
                     "its thread could not be stopped and was abandoned"
                 ),
             )
-        if rest_lo < attempt.hi:
-            self.queue.put(Attempt(chunk, rest_lo, attempt.hi))
+        self._start_thread(Attempt(chunk, rest_lo, attempt.hi) if rest_lo < attempt.hi else None)
 
     def shutdown(self, wait: bool = True) -> None:
-        self._closed.set()
-        live = [w for w in self._threads if not w.abandoned]
-        for _ in live:
-            self.queue.put(None)
+        with self.lock:
+            if not self._closed.is_set():
+                self._closed.set()
+                # One stop marker per thread not abandoned: a thread that replaces an
+                # abandoned one later takes the marker the abandoned one would have.
+                for _ in range(sum(not w.abandoned for w in self._threads)):
+                    self.queue.put(None)
         if wait:
-            for worker in live:
-                worker.thread.join()
+            while live := self._live_threads():  # threads abandoned meanwhile don't count
+                live[0].thread.join(WATCHDOG_INTERVAL)
 
     def _take_queued(self) -> list[Attempt]:
         """Empty the queue: the attempts no thread has taken yet (stop markers are dropped)."""
@@ -247,3 +289,22 @@ class ThreadBackend(Backend):
     def extra_statistics(self) -> tuple[int, int, int]:
         abandoned = sum(w.abandoned for w in self._threads)
         return (len(self._threads), abandoned, self._tasks_retried)
+
+
+_live_backends: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()
+_interpreter_exiting = False
+
+
+def _finish_at_exit() -> None:
+    """At interpreter exit, let every pool finish its work, then refuse more (as the standard
+    library's thread pools do); runs before atexit handlers, once the main thread is done."""
+    global _interpreter_exiting
+    _interpreter_exiting = True
+    for backend in list(_live_backends):
+        backend.shutdown(wait=True)
+
+
+try:
+    threading._register_atexit(_finish_at_exit)  # type: ignore[attr-defined]
+except RuntimeError:  # first imported while the interpreter exits: take no new work
+    _interpreter_exiting = True

@@ -39,6 +39,7 @@ from .._options import (
     check_seed,
     check_start_method,
     check_timeout,
+    check_wait_timeout,
 )
 from ._run import Call, Star
 from ._tasks import Attempt, Chunk, FutureJob, StreamJob
@@ -211,7 +212,7 @@ class Executor(concurrent.futures.Executor):
             raise InvalidArgumentError("Executor.map() needs at least one iterable")
         for items in iterables:
             check_iterable(items)
-        deadline = None if timeout is None else time.monotonic() + check_timeout("timeout", timeout)  # type: ignore[operator]
+        deadline = None if timeout is None else time.monotonic() + check_wait_timeout(timeout)
         return self._results(
             Star(fn),
             zip(*iterables, strict=False),  # the shortest iterable ends it, as in the stdlib
@@ -694,7 +695,7 @@ class Results(Iterator[R]):
 
     Iterating it in a ``for`` loop or ``list()`` runs a C-level ``itertools.chain`` over the
     chunks' result lists: per result, a generator frame of our own would cost more than a tiny
-    task does.
+    task does. A result it has yielded is no longer referenced by it (see ``_outcomes``).
     """
 
     def __init__(self, chunks: Iterator[Chunk | None], return_exceptions: bool) -> None:
@@ -770,18 +771,25 @@ class _UnreadChunks(Iterator["Chunk | None"]):
 
 
 def _outcomes(chunk: Chunk | None, return_exceptions: bool) -> Iterable[Any]:
-    """A chunk's results in order: its list as it is when nothing failed (the fast path)."""
+    """A chunk's results in order, each let go of as it is yielded (a caller that drops a
+    result frees it, as with the standard library's map): popped off the reversed list in C
+    when nothing failed (the fast path, ~6 ns a result more than iterating the list)."""
     if chunk is None:  # Executor.map's first window went out
         return ()
+    values = chunk.values
     if not chunk.errors:
-        return chunk.values
-    return _outcomes_with_errors(chunk, return_exceptions)
+        values.reverse()
+        return map(list.pop, itertools.repeat(values, len(values)))
+    return _outcomes_with_errors(values, chunk.errors, return_exceptions)
 
 
-def _outcomes_with_errors(chunk: Chunk, return_exceptions: bool) -> Iterator[Any]:
+def _outcomes_with_errors(
+    values: list[Any], errors: dict[int, BaseException], return_exceptions: bool
+) -> Iterator[Any]:
     """Yield up to the first failure, then raise it: the lowest failing index, as serially."""
-    for position, value in enumerate(chunk.values):
-        error = chunk.errors.get(position)
+    for position in range(len(values)):
+        value, values[position] = values[position], None
+        error = errors.pop(position, None)
         if error is None:
             yield value
         elif return_exceptions:

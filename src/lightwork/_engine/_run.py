@@ -10,6 +10,8 @@ its first task; ``tests/test_imports.py`` holds the line.
 from __future__ import annotations
 
 import operator
+import signal
+import threading
 import time
 import traceback
 
@@ -127,7 +129,8 @@ def _run_fast(
     while True:
         try:
             values.extend(map(fn, arguments))  # extend keeps the values before a failure
-        except Exception as error:
+        except BaseException as error:
+            _reraise_ctrl_c(error)
             position = count - operator.length_hint(arguments) - 1
             _record_failure(work, first + position, position, args[position], error, values, errors)
             continue
@@ -139,7 +142,8 @@ def _run_fast(
         task_context.restart_task()
         try:
             values.append(fn(args[position]))
-        except Exception as error:
+        except BaseException as error:
+            _reraise_ctrl_c(error)
             _record_failure(work, first + position, position, args[position], error, values, errors)
 
 
@@ -160,7 +164,8 @@ def _run_per_task(
         slot[SLOT_INDEX] = index
         try:
             append(fn(arg))
-        except Exception as error:
+        except BaseException as error:
+            _reraise_ctrl_c(error)
             _record_failure(work, index, position, arg, error, values, errors)
 
 
@@ -169,7 +174,7 @@ def _record_failure(
     index: int,
     position: int,
     arg: Any,
-    error: Exception,
+    error: BaseException,
     values: list[Any],
     errors: dict[int, BaseException],
 ) -> None:
@@ -180,7 +185,7 @@ def _record_failure(
         errors[position] = failure
 
 
-def _retry_in_place(work: Work, arg: Any, error: Exception) -> tuple[Any, Exception | None]:
+def _retry_in_place(work: Work, arg: Any, error: BaseException) -> tuple[Any, BaseException | None]:
     """Re-run a task whose exception the user asked to retry; (value, final error or None)."""
     for _ in range(work.retries):
         if not isinstance(error, work.retry_on):
@@ -188,9 +193,27 @@ def _retry_in_place(work: Work, arg: Any, error: Exception) -> tuple[Any, Except
         task_context.restart_task()
         try:
             return work.fn(arg), None
-        except Exception as again:
+        except BaseException as again:
+            _reraise_ctrl_c(again)
             error = again
     return None, error
+
+
+def _reraise_ctrl_c(error: BaseException) -> None:
+    """Let a real Ctrl-C through; any other exception a task raises is that task's outcome.
+
+    ``SystemExit`` and friends included, as in the standard library's pools: a task that calls
+    ``sys.exit(3)`` fails with ``SystemExit(3)`` and its worker goes on. A Ctrl-C can only
+    arrive in a main thread whose SIGINT handler raises it: the caller's own thread (the serial
+    backend, the ``auto`` probe). Worker processes ignore SIGINT and worker threads never get
+    it, so there a KeyboardInterrupt is the task's own and is its outcome too.
+    """
+    if (
+        isinstance(error, KeyboardInterrupt)
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        raise error
 
 
 def add_task_note(error: BaseException, index: int) -> None:

@@ -120,9 +120,11 @@ class Chunk:
         if self.unresolved == 0:
             self.job.chunk_done(self)
 
-    def fail(self, position: int, error: BaseException) -> None:
-        """Give one position an error outcome (a crash, a timeout, a serialization failure)."""
-        add_task_note(error, self.indices[position])
+    def fail(self, position: int, error: BaseException, *, name_task: bool = True) -> None:
+        """Give one position an error outcome (a crash, a timeout, a serialization failure);
+        ``name_task``: note the task's index on it (not for a pool that ran no task at all)."""
+        if name_task:
+            add_task_note(error, self.indices[position])
         self.resolve(position, [None], {position: error})
 
 
@@ -214,9 +216,10 @@ class FutureJob(Job):
 
 
 def fail_attempt(attempt: Attempt, error: BaseException) -> None:
-    """Fail every task of an attempt with (a copy of) one error: the pool cannot run it."""
+    """Fail every task of an attempt with (a copy of) one error: the pool cannot run it (no
+    task is to blame, so none is named on it)."""
     for position in range(attempt.lo, attempt.hi):
-        attempt.chunk.fail(position, copy_error(error))
+        attempt.chunk.fail(position, copy_error(error), name_task=False)
 
 
 def copy_error(error: BaseException) -> BaseException:

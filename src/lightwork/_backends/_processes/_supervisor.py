@@ -52,6 +52,7 @@ from ..._errors import (
     TaskTimeoutError,
     WorkerCrashedError,
     WorkerInitializationError,
+    as_process_pool_error,
 )
 from .._base import Backend
 from . import _wire
@@ -143,7 +144,7 @@ class ProcessBackend(Backend):
         self.workers = max_workers
         self.start_method = start_method or default_start_method()
         self._context: Any = multiprocessing.get_context(self.start_method)
-        self._initializer = None if initializer is None else dumps_function((initializer, initargs))
+        self._initializer = None if initializer is None else Initializer(initializer, initargs)
         # Workers inherit a call's very large arrays instead of mapping a copy (see _arrays):
         # not with an initializer, which each call's new workers would run again.
         self._inherits = self.start_method == "fork" and initializer is None
@@ -263,11 +264,12 @@ class ProcessBackend(Backend):
                 backend._wake()
 
     def submit(self, attempt: Attempt) -> None:
+        if _interpreter_exiting:
+            raise ExecutorShutdownError("cannot schedule new futures after interpreter shutdown")
         if self._closing or self._terminated:
             raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
-        if self._broken is not None:
-            fail_attempt(attempt, self._broken)
-            return
+        if self._broken is not None:  # as ProcessPoolExecutor does, once it is broken
+            raise copy_error(self._broken)
         if attempt.payload is None:
             try:
                 attempt.payload = self._encode(attempt)
@@ -399,8 +401,13 @@ class ProcessBackend(Backend):
             if self._broken is None:
                 self._drop_forgotten()
                 self._retire_inheritors()
-                self._dispatch()
-                self._start_all_workers()
+                try:
+                    self._dispatch()
+                    self._start_all_workers()
+                except _SpawnFailed as failure:
+                    error = WorkerInitializationError(str(failure))
+                    error.__cause__ = failure.__cause__
+                    self._break(error)
             if self._closing and not self._pending and not self._busy():
                 return
             owners: dict[Any, _Worker] = {}  # pipe or sentinel -> its worker
@@ -450,7 +457,13 @@ class ProcessBackend(Backend):
             ),
             name=f"lightwork-worker-{number}",
         )
-        process.start()
+        try:
+            process.start()
+        except Exception as error:  # the initializer's arguments could not go to the worker
+            for end in (parent_conn, child_conn, lifeline_r, lifeline_w):
+                end.close()
+            slot.close()
+            raise _SpawnFailed(f"a worker could not be started: {error!r}") from error
         child_conn.close()
         lifeline_r.close()
         worker = _Worker(number, process, parent_conn, slot, lifeline_w)
@@ -642,11 +655,11 @@ class ProcessBackend(Backend):
             return
         try:
             values, encoded = pickle.loads(payload)
-        except Exception as error:
+            errors = {attempt.lo + p: _wire.decode_error(e) for p, e in encoded.items()}
+        except BaseException as error:  # even SystemExit: nothing a result does stops us
             self._isolate(attempt, "its result", f"could not be unpickled in the parent: {error!r}")
         else:
             chunk.job.measured(len(values), compute)
-            errors = {attempt.lo + p: _wire.decode_error(e) for p, e in encoded.items()}
             for position, exc in errors.items():
                 add_task_note(exc, chunk.indices[position])
             chunk.resolve(attempt.lo, values, errors)
@@ -780,9 +793,11 @@ class ProcessBackend(Backend):
             )
         exit_code = worker.process.exitcode
         cause = _likely_cause(exit_code, worker.rss)
-        return WorkerCrashedError(
-            f"worker {pid} died ({_describe_exit(exit_code)}) while running task {index}, "
-            f"after {tried}{': ' + cause if cause else ''}"
+        return as_process_pool_error(
+            WorkerCrashedError(
+                f"worker {pid} died ({_describe_exit(exit_code)}) while running task {index}, "
+                f"after {tried}{': ' + cause if cause else ''}"
+            )
         )
 
     def _check_deadlines(self) -> None:
@@ -837,6 +852,7 @@ class ProcessBackend(Backend):
 
     def _break(self, error: BrokenWorkerError) -> None:
         """The pool can't run anything (its initializer fails): fail all work, now and later."""
+        error = as_process_pool_error(error)
         self._broken = error
         self._all_ready.set()
         held = [a for w in self._workers.values() for _, a in w.inflight] + list(self._pending)
@@ -913,6 +929,46 @@ def _kill(process: Any) -> None:
         process.kill()
     except (OSError, ValueError, AttributeError):
         pass
+
+
+class _SpawnFailed(Exception):
+    """Starting a worker process raised (its initializer's arguments would not pickle)."""
+
+
+class Initializer:
+    """The executor's initializer and its arguments, as a worker process gets them.
+
+    The arguments travel with the worker's start, as ``ProcessPoolExecutor`` sends them: not
+    pickled at all when forked, else pickled by multiprocessing while it starts the process,
+    so what may only travel by inheritance (a ``multiprocessing.Queue``, ``Lock``, ``Event``
+    or ``Value``) reaches the worker. The function is pickled once, here, as every function
+    is (see dumps_function): one that cannot go fails at once, when the executor is made.
+    """
+
+    def __init__(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.fn_payload = dumps_function(fn)
+
+    def load(self) -> tuple[Callable[..., object], tuple[Any, ...]]:
+        return self.fn, self.args  # a forked worker has the objects themselves
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from ._worker import PickledInitializer
+
+        return (PickledInitializer, (self.fn_payload, _dumps_initargs(self.args)))
+
+
+def _dumps_initargs(args: tuple[Any, ...]) -> bytes:
+    """Pickle the initializer's arguments while multiprocessing starts a worker: its own
+    pickler shares queues, locks and pipes then; values from a session go by value."""
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        data = bytes(ForkingPickler.dumps(args, _wire.PICKLE_PROTOCOL))
+    except Exception:
+        return _cloudpickle_dumps(args)
+    return _cloudpickle_dumps(args) if needs_value(data) else data
 
 
 def dumps_function(obj: Any) -> bytes:
@@ -996,6 +1052,7 @@ def _likely_cause(exit_code: int | None, rss: int) -> str:
 
 
 _live_backends: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
+_interpreter_exiting = False  # set at exit: no pool starts workers then
 
 
 @atexit.register
@@ -1005,5 +1062,7 @@ def _shutdown_at_exit() -> None:
     atexit runs handlers last-registered first, and multiprocessing.util registered its own
     (which joins every child) when it was imported, at the top of this module.
     """
+    global _interpreter_exiting
+    _interpreter_exiting = True
     for backend in list(_live_backends):
         backend.shutdown(wait=True)

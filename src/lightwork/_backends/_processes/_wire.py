@@ -62,7 +62,7 @@ def encode_error(error: BaseException) -> tuple[bytes | None, str, str]:
     try:
         data = dumps(error)
         pickle.loads(data)
-    except Exception:
+    except BaseException:  # whatever its pickling raises, even SystemExit: send the text
         data = None
     return data, described, text
 

@@ -42,9 +42,22 @@ if TYPE_CHECKING:
 
     from ..._random import Slot
     from ._channel import Channel
+    from ._supervisor import Initializer
 
 # How often a worker checks that its parent is alive: it exits within this of the parent's death.
 PARENT_CHECK_SECONDS = 0.5
+
+
+class PickledInitializer:
+    """The executor's initializer as a spawned worker receives it (see
+    ``_supervisor.Initializer``): unpickled in ``worker_main``, where a failure is reported."""
+
+    def __init__(self, fn_payload: bytes, args_payload: bytes) -> None:
+        self.fn_payload = fn_payload
+        self.args_payload = args_payload
+
+    def load(self) -> tuple[Any, tuple[Any, ...]]:
+        return pickle.loads(self.fn_payload), pickle.loads(self.args_payload)
 
 
 class _BrokenSpec:
@@ -57,7 +70,7 @@ class _BrokenSpec:
 def worker_main(
     conn: Channel,
     slot_array: Any,
-    initializer: bytes | None,
+    initializer: PickledInitializer | Initializer | None,
     parent: int,
     lifeline: Channel,
     inherited_lifeline_end: int,
@@ -73,7 +86,7 @@ def worker_main(
     slot: Slot = shared if shared is not None else memoryview(slot_array).cast("B").cast("d")
     if initializer is not None:
         try:
-            function, args = pickle.loads(initializer)
+            function, args = initializer.load()
             function(*args)
         except BaseException as error:
             conn.send_bytes(HEADER.pack(INIT_FAILED, 0, 0, 0, 0, 0) + dumps(format_remote(error)))
@@ -162,7 +175,7 @@ def _send(
     started = time.perf_counter()
     try:
         data = dumps(payload)
-    except Exception:
+    except BaseException:  # even SystemExit from a __reduce__: the worker must answer
         data = dumps(_replace_unpicklable(payload))
     serialize += time.perf_counter() - started
     conn.send_bytes(HEADER.pack(kind, serial, compute, deserialize, serialize, idle) + data)
@@ -184,6 +197,9 @@ def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[lis
                 f"back: {error}"
             )
             errors[position] = encode_error(problem)
+        except BaseException as error:  # SystemExit while pickling: the task's outcome, as
+            values[position] = None  # the standard library reports it
+            errors[position] = encode_error(error)
     return values, errors
 
 
