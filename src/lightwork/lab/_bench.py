@@ -5,6 +5,12 @@ before timing), runs the same items ``repeat`` times, and is reported by its med
 its ratio to lightwork's process backend. Peers that are not installed are skipped with a note.
 The machine is shared and noisy: only ratios measured in the same run mean anything.
 
+Every contender runs the same function on the same items: for the pi workloads, whose lab
+tasks draw from ``lightwork.rng()`` (which only a task run by lightwork has), a variant seeded
+by the task's index (``Workload.for_any_pool``), so every contender computes the same numbers,
+and a contender whose results differ from lightwork's is flagged. A contender that fails gets
+a row saying so, and the command exits 1 naming it.
+
     lightwork bench tiny pi-python --max-workers 2 --repeat 3
 """
 
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import difflib
 import json
 import math
 import multiprocessing
@@ -25,7 +32,7 @@ from typing import Any
 import lightwork
 
 from .._options import available_cpus
-from ._workloads import WORKLOADS, Workload
+from ._workloads import WORKLOADS
 
 # Runs one map of the items and returns its results: what a contender is.
 Runner = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
@@ -44,6 +51,7 @@ class BenchRow:
     min_seconds: float | None
     ratio_to_lightwork: float | None  #: > 1: slower than lightwork's process backend
     note: str = ""
+    failed: bool = False  #: the contender raised: ``note`` says what
 
 
 def _lightwork(workers: int, backend: str) -> Iterator[Runner]:
@@ -84,7 +92,8 @@ def _mpire(workers: int) -> Iterator[Runner]:
     from mpire.pool import WorkerPool
 
     with WorkerPool(n_jobs=workers, start_method="forkserver", keep_alive=True) as pool:
-        yield lambda fn, items: pool.map(fn, items)
+        # mpire calls fn(*item) when an item is a tuple: a 1-tuple passes the item itself.
+        yield lambda fn, items: pool.map(fn, [(x,) for x in items])
 
 
 def contenders(workers: int) -> dict[str, Callable[[], AbstractContextManager[Runner]]]:
@@ -114,46 +123,70 @@ def bench(
     workers = max_workers or available_cpus()
     rows: list[BenchRow] = []
     for name in workloads:
-        workload = WORKLOADS[name]
-        data = workload.items(items)
-        reference: float | None = None
+        fn, data = WORKLOADS[name].for_any_pool(items)
+        reference: _Timed | None = None
         for contender, make in contenders(workers).items():
             if progress is not None:
                 progress(f"{name}: {contender}")
-            row = _measure(workload, contender, make, data, repeat)
-            if reference is None and row.median_seconds is not None:
-                reference = row.median_seconds
-            ratio = None
-            if row.median_seconds is not None and reference:
-                ratio = row.median_seconds / reference
-            rows.append(replace(row, ratio_to_lightwork=ratio))
+            timed = _measure(fn, contender, make, data, repeat)
+            row = BenchRow(name, contender, len(data), None, None, None, timed.note, timed.failed)
+            if timed.seconds:
+                if reference is None:
+                    reference = timed
+                elif None not in (timed.results, reference.results) and (
+                    timed.results != reference.results
+                ):
+                    row = replace(row, note=_join(row.note, "results differ from lightwork's"))
+                median = statistics.median(timed.seconds)
+                row = replace(
+                    row,
+                    median_seconds=median,
+                    min_seconds=min(timed.seconds),
+                    ratio_to_lightwork=median / statistics.median(reference.seconds),
+                )
+            rows.append(row)
     return rows
 
 
+@dataclass(frozen=True)
+class _Timed:
+    seconds: list[float]  #: empty when skipped or failed
+    results: list[Any] | None = None  #: of the last run
+    note: str = ""
+    failed: bool = False
+
+
 def _measure(
-    workload: Workload,
+    fn: Callable[[Any], Any],
     contender: str,
     make: Callable[[], AbstractContextManager[Runner]],
     data: list[Any],
     repeat: int,
-) -> BenchRow:
+) -> _Timed:
     subset, note = data, ""
     if contender.endswith("chunksize 1") and len(data) > PER_TASK_PEER_MAX_ITEMS:
         subset = data[:PER_TASK_PEER_MAX_ITEMS]
         note = f"timed on {len(subset):,} items, scaled to {len(data):,}"
+    results = None
     try:
         with make() as run:
-            run(workload.fn, data[: min(len(data), 8)])  # warm: start and load every worker
+            run(fn, data[: min(len(data), 8)])  # warm: start and load every worker
             times = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                run(workload.fn, subset)
+                results = run(fn, subset)
                 times.append((time.perf_counter() - started) * len(data) / len(subset))
     except ImportError as error:
-        return BenchRow(workload.name, contender, len(data), None, None, None, f"skipped: {error}")
-    return BenchRow(
-        workload.name, contender, len(data), statistics.median(times), min(times), None, note
-    )
+        return _Timed([], note=f"skipped: {error}")
+    except Exception as error:  # a peer's failure is a finding: report it, time the others
+        return _Timed([], note=f"failed: {type(error).__name__}: {error}", failed=True)
+    if len(subset) < len(data):
+        results = None  # not comparable with a full run's
+    return _Timed(times, results, note)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def table(rows: Sequence[BenchRow]) -> str:
@@ -173,31 +206,48 @@ def table(rows: Sequence[BenchRow]) -> str:
     return "\n".join(lines)
 
 
+def _workload_name(text: str) -> str:
+    if text in WORKLOADS:
+        return text
+    close = difflib.get_close_matches(text, WORKLOADS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise argparse.ArgumentTypeError(
+        f"unknown workload {text!r}: {hint}bench runs the built-in ones: {', '.join(WORKLOADS)}"
+    )
+
+
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
+    from .._cli import parse_count  # here: lightwork._cli imports this module
+
     parser = subparsers.add_parser(
         "bench",
         help="time built-in workloads on lightwork and its peers, side by side",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
+    # No `choices`: argparse checks a nargs="*" default list against them as one value (and
+    # fails); each name is checked by its type instead.
     parser.add_argument(
         "workloads",
         nargs="*",
+        type=_workload_name,
         default=list(DEFAULT_WORKLOADS),
-        choices=sorted(WORKLOADS),
         metavar="WORKLOAD",
         help=f"built-in workloads (default: {' '.join(DEFAULT_WORKLOADS)}; any of "
         f"{', '.join(sorted(WORKLOADS))})",
     )
-    parser.add_argument("--items", type=int, default=None, help="items per workload")
-    parser.add_argument("--max-workers", type=int, default=None, help="default: all CPUs")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--items", type=parse_count, default=None, help="items per workload (default per workload)"
+    )
+    parser.add_argument("--max-workers", type=parse_count, default=None, help="default: all CPUs")
+    parser.add_argument("--repeat", type=parse_count, default=3, help="timed runs (default 3)")
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``lightwork bench``: print the table; 1 if a contender failed, naming it."""
     import sys
 
     def say(step: str) -> None:
@@ -214,7 +264,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump([_finite(asdict(r)) for r in rows], f, indent=2)
-    return 0
+    failed = [row for row in rows if row.failed]
+    for row in failed:
+        print(
+            f"lightwork bench: {row.contender} on {row.workload} {row.note}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def _finite(record: dict[str, Any]) -> dict[str, Any]:

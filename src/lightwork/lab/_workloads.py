@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ class Workload:
     fn: Callable[[Any], Any]  #: module level, so process workers import it by reference
     default_items: int  #: how many items ``items()`` makes when not told
     make: Callable[[int], list[Any]]  #: ``n`` -> the items
+    #: The same work for pools that are not lightwork's (``lightwork bench``), called with
+    #: ``(index, item)``: for a ``fn`` that draws from ``lightwork.rng()``/``random()``, which
+    #: only a task run by lightwork has. None: ``fn`` needs nothing of lightwork.
+    indexed: Callable[[tuple[int, Any]], Any] | None = None
 
     def items(self, n: int | None = None) -> list[Any]:
         """The workload's ``n`` items (tasks), or its default number of them."""
@@ -63,6 +68,25 @@ class Workload:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidOptionError(f"the number of items must be an int >= 1, not {n!r}")
         return self.make(count)
+
+    def for_any_pool(self, n: int | None = None) -> tuple[Callable[[Any], Any], list[Any]]:
+        """A task function and its items that run on any pool, lightwork's or another's.
+
+        >>> fn, items = WORKLOADS["pi-python"].for_any_pool(2)
+        >>> items
+        [(0, 131072), (1, 131072)]
+        >>> fn(items[1]) == fn(items[1])  # seeded by the task's index
+        True
+        """
+        items = self.items(n)
+        if self.indexed is None:
+            return self.fn, items
+        return self.indexed, list(enumerate(items))
+
+
+# Seed of the indexed variants: fixed, so every contender of ``lightwork bench`` computes the
+# very same numbers, and their results can be compared.
+INDEXED_SEED = 20240601
 
 
 def pi_numpy_task(samples: int) -> int:
@@ -73,6 +97,22 @@ def pi_numpy_task(samples: int) -> int:
 def pi_python_task(samples: int) -> int:
     """The same with the pure-Python kernel and ``lightwork.random()``."""
     return count_inside_python(_random.random(), samples)
+
+
+def pi_numpy_indexed(task: tuple[int, int]) -> int:
+    """:func:`pi_numpy_task` for any pool: task ``(index, samples)`` draws from the stream
+    ``lightwork.rng()`` gives task ``index`` of a run seeded with :data:`INDEXED_SEED`."""
+    import numpy as np
+
+    index, samples = task
+    stream = np.random.SeedSequence(INDEXED_SEED, spawn_key=(index,))
+    return count_inside_numpy(np.random.Generator(np.random.PCG64(stream)), samples)
+
+
+def pi_python_indexed(task: tuple[int, int]) -> int:
+    """:func:`pi_python_task` for any pool: a ``random.Random`` of its own per task index."""
+    index, samples = task
+    return count_inside_python(random.Random(f"{INDEXED_SEED}:{index}"), samples)
 
 
 def bbp_task(position: int) -> str:
@@ -119,6 +159,7 @@ WORKLOADS: dict[str, Workload] = {
             pi_numpy_task,
             128,
             _pi_items,
+            pi_numpy_indexed,
         ),
         Workload(
             "pi-python",
@@ -126,6 +167,7 @@ WORKLOADS: dict[str, Workload] = {
             pi_python_task,
             64,
             _pi_python_items,
+            pi_python_indexed,
         ),
         Workload(
             "bbp",
