@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -111,10 +112,43 @@ def test_cli_pi_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str])
     assert record["samples"] == 2_000_000 and record["seed"] == 5
 
 
-def test_cli_pi_repeat_reports_min_and_median(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_pi_repeat_headlines_the_median_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pi", "--samples", "1e6", "--repeat", "3", "--backend", "serial"]) == 0
     out = capsys.readouterr().out
-    assert "pi ~ 3.1" in out and "3 runs: min" in out and "median" in out
+    assert "pi ~ 3.1" in out and ", standard error " in out and "+/-" not in out
+    headline = re.search(r"the median run: 1,000,000 samples in (\d+\.\d+) s", out)
+    summary = re.search(r"3 runs: median (\d+\.\d+) s, min (\d+\.\d+) s", out)
+    assert headline and summary, out
+    assert headline[1] == summary[1]  # the run shown is the median one, not the cold first
+
+
+def test_cli_pi_repeat_json_is_the_median_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pi", "--samples", "1e6", "--repeat", "3", "--backend", "serial", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["seconds"] == record["seconds_median"] == sorted(record["seconds_each"])[1]
+
+
+def test_cli_pi_runs_with_its_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pi"]) == 0  # 10**8 samples: well under a second on two cores
+    out = capsys.readouterr().out
+    assert "100,000,000 samples in" in out and "numpy kernel" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bbp", "--position", "-3"], "--position: must be >= 0"),
+        (["bbp", "--position", "x"], "--position: not a whole number"),
+        (["pi", "--backend", "thread"], "unknown backend 'thread': did you mean 'threads'?"),
+    ],
+)
+def test_cli_bad_input_exits_2_naming_it(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_cli_bbp_modes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._errors import LightworkError
-from ._options import BACKENDS
+from ._options import BACKENDS, check_backend
 
 
 def parse_count(text: str) -> int:
@@ -47,6 +47,25 @@ def _workers(text: str) -> int:
     return value
 
 
+def _backend(text: str) -> str:
+    try:
+        return check_backend(text)  # its error has a "did you mean" that `choices` lacks
+    except LightworkError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _position(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be >= 0 (0 is the first digit after '3.'): {text!r}"
+        )
+    return value
+
+
 def build_parser(lab: bool = True) -> argparse.ArgumentParser:
     """The command line; ``lab=False`` leaves out ``scale`` and ``bench``, whose modules take
     ~15 ms to import: a ``pi`` or ``bbp`` run does not pay for them."""
@@ -67,12 +86,14 @@ def build_parser(lab: bool = True) -> argparse.ArgumentParser:
         default=None,
         help="add samples until the 95%% interval's half-width is below this",
     )
-    pi.add_argument("--repeat", type=parse_count, default=1, help="runs, reporting min and median")
+    pi.add_argument(
+        "--repeat", type=parse_count, default=1, help="runs; the median one is reported"
+    )
     pi.add_argument("--json", action="store_true", help="print one JSON object")
 
     bbp = commands.add_parser("bbp", help="pi by the Bailey-Borwein-Plouffe formula")
     mode = bbp.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--position", type=int, help="hex digits of pi from this position on")
+    mode.add_argument("--position", type=_position, help="hex digits of pi from this position on")
     mode.add_argument(
         "--precision", type=parse_count, nargs="+", help="decimal BBP sums at these precisions"
     )
@@ -92,7 +113,11 @@ def build_parser(lab: bool = True) -> argparse.ArgumentParser:
 def _add_pool_options(parser: argparse.ArgumentParser, default_backend: str = "processes") -> None:
     parser.add_argument("--max-workers", type=_workers, default=None, help="default: all CPUs")
     parser.add_argument(
-        "--backend", choices=BACKENDS, default=default_backend, help=f"default: {default_backend}"
+        "--backend",
+        type=_backend,
+        default=default_backend,
+        metavar="{" + ",".join(BACKENDS) + "}",
+        help=f"default: {default_backend}",
     )
 
 
@@ -139,7 +164,8 @@ def _pi(args: argparse.Namespace) -> int:
         )
         for _ in range(args.repeat)
     ]
-    result = runs[0]
+    # The median run, not the first: the first pays for starting the pool and warming caches.
+    result = sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2]
     seconds = [r.seconds for r in runs]
     if args.json:
         record: dict[str, Any] = result.to_dict()
@@ -151,11 +177,12 @@ def _pi(args: argparse.Namespace) -> int:
                 repeat=args.repeat,
                 seconds_min=min(seconds),
                 seconds_median=statistics.median(seconds),
+                seconds_each=seconds,
             )
         print(json.dumps(record))
         return 0
     print(
-        f"pi ~ {result.estimate:.8f} +/- {result.stderr:.2g} "
+        f"pi ~ {result.estimate:.8f}, standard error {result.stderr:.2g} "
         f"(95% interval {result.ci_low:.6f} to {result.ci_high:.6f})"
     )
     if result.auto_reason:
@@ -164,14 +191,18 @@ def _pi(args: argparse.Namespace) -> int:
     where = f"{result.max_workers} {noun}{'es' if noun == 'process' else 's'}"
     if result.max_workers == 1:
         where = f"1 {noun}"
+    which = "the median run: " if args.repeat > 1 else ""
     print(
-        f"{result.samples:,} samples in {result.seconds:.3f} s: "
+        f"{which}{result.samples:,} samples in {result.seconds:.3f} s: "
         f"{result.samples_per_second / 1e6:,.1f} M samples/s on {where} "
         f"({result.kernel} kernel{', seed ' + str(result.seed) if result.seed is not None else ''})"
     )
     if args.repeat > 1:
-        median = statistics.median(seconds)
-        print(f"{args.repeat} runs: min {min(seconds):.3f} s, median {median:.3f} s")
+        each = ", ".join(f"{s:.3f}" for s in seconds)
+        print(
+            f"{args.repeat} runs: median {statistics.median(seconds):.3f} s, "
+            f"min {min(seconds):.3f} s (each in order, the first cold: {each} s)"
+        )
     return 0
 
 
@@ -180,8 +211,6 @@ def _bbp(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     if args.position is not None:
-        if args.position < 0:
-            raise SystemExit("lightwork bbp: --position must be >= 0")
         digits = pi_hex(
             args.position, args.digits, backend=args.backend, max_workers=args.max_workers
         )

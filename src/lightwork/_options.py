@@ -88,8 +88,14 @@ def _v1_quota(folder: str) -> float | None:
 
 def check_backend(backend: object) -> str:
     if backend not in BACKENDS:
+        import difflib  # only on this error path
+
+        close = (
+            difflib.get_close_matches(backend, BACKENDS, n=1) if isinstance(backend, str) else []
+        )
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise InvalidOptionError(
-            f"unknown backend {backend!r}: choose one of {', '.join(map(repr, BACKENDS))}"
+            f"unknown backend {backend!r}: {hint}choose one of {', '.join(map(repr, BACKENDS))}"
         )
     assert isinstance(backend, str)
     return backend
