@@ -230,7 +230,7 @@ class ProcessBackend(Backend):
         """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
         args = attempt.args()
         if "numpy" in sys.modules and args:
-            from ._arrays import Held, dumps_sharing, has_large_array
+            from ._arrays import Held, dumps_function_sharing, has_large_array
 
             if has_large_array(args[0]):
                 job = attempt.chunk.job
@@ -238,11 +238,13 @@ class ProcessBackend(Backend):
                     self._adopt(job, self._call_arrays())
                 before = job.arrays.new_bytes
                 attempt.held = Held()
-                payload = dumps_sharing(args, job.arrays, attempt.held)
+                payload = dumps_function_sharing(args, job.arrays, attempt.held)
                 # Bounds the arrays a stream keeps in flight (see ChunkSizer.record_bytes).
                 job.measured_bytes(len(attempt), job.arrays.new_bytes - before)
                 return payload
-        return _wire.dumps(args)
+        payload = _wire.dumps(args)
+        # Instances of classes a session defined go by value, as its functions do.
+        return _cloudpickle_dumps(args) if needs_value(payload) else payload
 
     def _call_arrays(self) -> CallArrays:
         from ._arrays import CallArrays
@@ -322,6 +324,8 @@ class ProcessBackend(Backend):
         with self._lock:
             if self._thread is not None:
                 return
+            if self.start_method != "fork":
+                _skip_missing_main_file()
             if self.start_method == "forkserver":
                 # Workers fork from a server that has already imported the worker loop, and
                 # NumPy if this program uses it: each worker would otherwise import it again.
@@ -1004,9 +1008,45 @@ def needs_value(data: bytes) -> bool:
 
 
 def _interactive_main() -> bool:
-    """Whether ``__main__`` is a session rather than a file workers can import."""
+    """Whether ``__main__`` is a session rather than a file workers can import: a REPL, a
+    notebook, ``python -c``, or a script read from standard input (``__file__`` '<stdin>')."""
     main = sys.modules.get("__main__")
-    return main is None or getattr(main, "__file__", None) is None
+    path = getattr(main, "__file__", None)
+    return path is None or not _is_main_file(path)
+
+
+def _is_main_file(path: str) -> bool:
+    """Whether a worker could run ``path`` as multiprocessing does: relative to where the
+    program started."""
+    original_dir = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
+    if not os.path.isabs(path) and original_dir is not None:
+        path = os.path.join(original_dir, path)
+    return os.path.isfile(path)
+
+
+def _skip_missing_main_file() -> None:
+    """Have spawned and forkserver workers skip a main "file" that does not exist.
+
+    multiprocessing tells each such worker to run the parent's ``__main__.__file__``, even
+    when that is ``'<stdin>'``: every worker then dies of FileNotFoundError (the standard
+    library's pools too). What that session defines travels by value instead (see
+    needs_value), so the worker needs no main module. Installed once, for every pool.
+    """
+    import multiprocessing.spawn as spawn
+
+    prepare = spawn.get_preparation_data
+    if getattr(prepare, "_lightwork", False):
+        return
+
+    def preparation_data(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = prepare(name)
+        path = data.get("init_main_from_path")
+        if path is not None and not os.path.isfile(path):
+            del data["init_main_from_path"]
+        return data
+
+    preparation_data._lightwork = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = preparation_data
 
 
 def _cloudpickle_dumps(obj: Any) -> bytes:

@@ -25,6 +25,7 @@ from ._wire import (
     HEADER,
     INIT_FAILED,
     NO_TASK,
+    PICKLE_PROTOCOL,
     READY,
     RESULT,
     RUN,
@@ -38,6 +39,7 @@ from ._wire import (
 
 TYPE_CHECKING = False  # not typing: see lightwork._engine._run on a worker's imports
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..._random import Slot
@@ -176,12 +178,29 @@ def _send(
     try:
         data = dumps(payload)
     except BaseException:  # even SystemExit from a __reduce__: the worker must answer
-        data = dumps(_replace_unpicklable(payload))
+        data = _dumps_by_value(payload)
     serialize += time.perf_counter() - started
     conn.send_bytes(HEADER.pack(kind, serial, compute, deserialize, serialize, idle) + data)
 
 
-def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[list[Any], Any]:
+def _dumps_by_value(payload: Any) -> bytes:
+    """What plain pickle refused: instances of classes a session defined (which came here by
+    value, with the function), lambdas; else each result that won't go becomes an error."""
+    import cloudpickle
+
+    def by_value(obj: Any) -> bytes:
+        data: bytes = cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+        return data
+
+    try:
+        return by_value(payload)
+    except BaseException:
+        return by_value(_replace_unpicklable(payload, by_value))
+
+
+def _replace_unpicklable(
+    payload: tuple[list[Any], dict[int, Any]], pickles: Callable[[Any], bytes]
+) -> tuple[list[Any], Any]:
     from ..._errors import SerializationError
 
     values, errors = payload
@@ -189,7 +208,7 @@ def _replace_unpicklable(payload: tuple[list[Any], dict[int, Any]]) -> tuple[lis
         if position in errors:
             continue
         try:
-            dumps(value)
+            pickles(value)
         except Exception as error:
             values[position] = None
             problem = SerializationError(
