@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import lightwork
-from lightwork._engine._auto import choose
+from lightwork._backends._threads import MAX_DEFAULT_THREADS
+from lightwork._engine._auto import choose, threads_for
 
 from tasks import fail_on, square, touch
 
@@ -124,3 +125,45 @@ def test_an_unread_executor_map_runs_on_auto(tmp_path: Path) -> None:
         results = ex.map(square, range(50))
     assert len(list(tmp_path.iterdir())) == 60
     assert list(results) == [x * x for x in range(50)]
+
+
+def nap(_: object) -> None:
+    time.sleep(0.02)
+
+
+def test_auto_sizes_a_thread_pool_for_waiting_work_and_says_so() -> None:
+    with lightwork.Executor(backend="auto") as ex:
+        list(ex.imap(nap, range(60)))
+        choice = ex.statistics().auto
+    assert choice.backend == "threads"
+    assert choice.workers == threads_for(choice.cpu_share, lightwork.available_cpus())
+    assert choice.workers > lightwork.available_cpus()  # sleeping tasks use next to no CPU
+    assert f"{choice.workers} threads" in choice.reason
+
+
+def test_auto_obeys_an_explicit_max_workers_for_threads() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        list(ex.imap(nap, range(60)))
+        assert ex.statistics().auto.workers == 2
+        assert ex.statistics().workers_started == 2
+
+
+def test_threads_for_keeps_the_cpus_busy_within_bounds() -> None:
+    assert threads_for(1.0, 4) == 4  # computing: one per CPU
+    assert threads_for(0.5, 4) == 8
+    assert threads_for(0.0, 4) == MAX_DEFAULT_THREADS  # waiting: the cap
+    assert threads_for(0.0, 64) == 64  # never fewer than the CPUs
+
+
+def test_a_default_thread_pool_grows_while_its_tasks_wait() -> None:
+    with lightwork.Executor(backend="threads") as ex:
+        for future in [ex.submit(nap, i) for i in range(200)]:
+            future.result(timeout=30)
+        started = ex.statistics().workers_started
+    assert lightwork.available_cpus() < started <= MAX_DEFAULT_THREADS
+
+
+def test_an_explicit_thread_count_never_grows() -> None:
+    with lightwork.Executor(2, backend="threads") as ex:
+        list(ex.imap(nap, range(100)))
+        assert ex.statistics().workers_started == 2

@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 
 # How often the watchdog looks for over-time tasks, at most: a deadline is met within this.
 WATCHDOG_INTERVAL = 0.05
+# A pool of the default size grows while work waits in the queue and the process leaves the
+# CPU idle: its tasks wait (I/O, sleeping), and more threads overlap more waiting. Below this
+# many CPUs' worth of use, measured over GROW_CHECK_SECONDS; a GIL-bound pool uses ~1 CPU and
+# stays as it is, as does one computing with the GIL released.
+GROW_BELOW_CPUS = 0.8
+GROW_CHECK_SECONDS = 0.05
+# The most threads a pool of the default size grows to, as ThreadPoolExecutor's default caps
+# itself at 32: each idle thread costs a stack, and the services being called have limits.
+MAX_DEFAULT_THREADS = 32
 
 
 class _ThreadWorker:
@@ -102,6 +111,8 @@ class _ThreadWorker:
         values, errors, seconds = run_chunk(job, attempt.indices(), attempt.args())
         self._record(attempt, len(values), seconds)
         attempt.chunk.resolve(attempt.lo, values, {attempt.lo + p: e for p, e in errors.items()})
+        if self.backend.grow_to > self.backend.workers:
+            self.backend.grow_if_waiting()
         return True
 
     def _record(self, attempt: Attempt, tasks: int, seconds: float) -> None:
@@ -143,8 +154,12 @@ class ThreadBackend(Backend):
         max_workers: int,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        grow_to: int | None = None,
     ) -> None:
+        """``max_workers`` threads; with ``grow_to``, up to that many while tasks wait."""
         self.workers = max_workers
+        self.grow_to = max(grow_to or max_workers, max_workers)
+        self._grow_checked = (time.perf_counter(), time.process_time())
         self.initializer = initializer
         self.initargs = initargs
         self.queue: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
@@ -172,6 +187,23 @@ class ThreadBackend(Backend):
                 if not self._threads:
                     for _ in range(self.workers):
                         self._start_thread()
+
+    def grow_if_waiting(self) -> None:
+        """Double the threads, up to ``grow_to``, if work is queued while the CPU idles."""
+        now, cpu = time.perf_counter(), time.process_time()
+        checked, cpu_then = self._grow_checked
+        if now - checked < GROW_CHECK_SECONDS:
+            return
+        self._grow_checked = (now, cpu)
+        if (cpu - cpu_then) / (now - checked) >= GROW_BELOW_CPUS or self.queue.empty():
+            return
+        with self.lock:
+            if self._closed.is_set():
+                return
+            more = min(self.workers, self.grow_to - self.workers)
+            self.workers += more  # the executor keeps more chunks in flight for them
+            for _ in range(more):
+                self._start_thread()
 
     def start_workers(self) -> None:
         self._ensure_threads()

@@ -17,6 +17,7 @@ The watcher holds the GIL for microseconds at a time, so the probe runs at full 
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import threading
@@ -52,6 +53,7 @@ class AutoChoice:
     cpu_share: float  #: thread CPU time / wall time in the probe (1.0: pure compute)
     gil_held: bool  #: the watcher found the GIL held while tasks ran
     probed_tasks: int
+    workers: int = 1  #: the threads or processes it runs the rest on (1: serial)
 
 
 def choose(
@@ -107,6 +109,19 @@ def choose(
         f"CPU-bound Python holding the GIL ({per_task_ms:.3g} ms a task): "
         f"~{process_time:.3g} s on {workers} processes against ~{serial_time:.3g} s serially"
     )
+
+
+def threads_for(cpu_share: float, cpus: int) -> int:
+    """Threads that keep ``cpus`` CPUs busy when a task computes ``cpu_share`` of its time,
+    between ``cpus`` and MAX_DEFAULT_THREADS (the pool may grow there later, see _threads).
+
+    >>> threads_for(1.0, 2), threads_for(0.25, 2), threads_for(0.001, 2)
+    (2, 8, 32)
+    """
+    from .._backends._threads import MAX_DEFAULT_THREADS
+
+    wanted = math.ceil(cpus / max(cpu_share, 1 / MAX_DEFAULT_THREADS))
+    return max(cpus, min(MAX_DEFAULT_THREADS, wanted))
 
 
 class GilWatcher:

@@ -125,6 +125,8 @@ class Executor(concurrent.futures.Executor):
             raise InvalidOptionError("address and client apply to the dask backend only")
         workers = check_max_workers(max_workers)  # checked on serial too: 0 is a mistake there
         self._max_workers = 1 if backend == "serial" else workers
+        # Not given: a thread pool may grow past the CPU count while its tasks wait.
+        self._default_size = max_workers is None
         # Coroutines only wait, so their default limit is not the CPU count.
         self._async_concurrency = (
             1 if backend == "serial" else ASYNC_CONCURRENCY if max_workers is None else max_workers
@@ -410,11 +412,13 @@ class Executor(concurrent.futures.Executor):
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _live_backend(self, kind: str | None = None) -> Backend:
+    def _live_backend(self, kind: str | None = None, threads: int | None = None) -> Backend:
         """The backend of this kind, started on first use.
 
         ``kind`` defaults to the executor's backend; for ``"auto"``, to the last choice made
-        (``submit`` has no input to measure), or processes.
+        (``submit`` has no input to measure), or processes. ``threads``: how many threads a new
+        thread pool of the default size starts with (``auto`` measured it); the CPU count if
+        not given. Such a pool grows while its tasks wait, up to MAX_DEFAULT_THREADS.
         """
         if kind is None:
             kind = self._backend_name
@@ -431,6 +435,11 @@ class Executor(concurrent.futures.Executor):
                 elif kind == "dask":
                     options.update(self._dask_options)
                 workers = self._async_concurrency if kind == "async" else self._max_workers
+                if kind == "threads" and self._default_size:
+                    from .._backends._threads import MAX_DEFAULT_THREADS
+
+                    options["grow_to"] = MAX_DEFAULT_THREADS
+                    workers = threads or workers
                 backend = self._backends[kind] = create_backend(kind, workers, **options)
             return backend
 
@@ -516,15 +525,16 @@ class Executor(concurrent.futures.Executor):
     ) -> Iterator[Chunk | None]:
         """Probe the first tasks here, choose a backend, and run the rest on it."""
         # Imported here: the probe and its cost model are not needed by any other backend.
-        from ._auto import AutoChoice, choose, is_free_threaded, probe
+        from ._auto import AutoChoice, choose, is_free_threaded, probe, threads_for
 
         try:
             args, values, errors, wall, cpu, exhausted, gil_held = probe(job, items, flow.total)
             n = len(args)
             remaining = None if flow.total is None else flow.total - n
+            cpu_share = cpu / wall if wall > 0 else 1.0
             backend_name, reason = choose(
                 seconds_per_task=wall / max(n, 1),
-                cpu_share=cpu / wall if wall > 0 else 1.0,
+                cpu_share=cpu_share,
                 gil_held=gil_held,
                 remaining=remaining,
                 workers=self._max_workers,
@@ -533,21 +543,29 @@ class Executor(concurrent.futures.Executor):
                 free_threaded=is_free_threaded(),
                 serial_allowed=job.options.task_timeout is None,
             )
+            backend = None
+            if not exhausted:
+                threads = None
+                if backend_name == "threads" and self._default_size:
+                    threads = threads_for(cpu_share, self._max_workers)
+                backend = self._live_backend(backend_name, threads)
+                if threads is not None:
+                    reason += f"; {backend.workers} threads to keep {self._max_workers} CPUs busy"
             self._auto_choice = AutoChoice(
                 backend_name,
                 reason,
                 wall / max(n, 1),
-                cpu / wall if wall > 0 else 1.0,
+                cpu_share,
                 gil_held,
                 n,
+                1 if backend is None else backend.workers,
             )
             probed = Chunk(job, 0, range(n), args)
             probed.values, probed.errors, probed.unresolved = values, errors, 0
             if n:
                 yield probed
-            if exhausted:
+            if backend is None:
                 return
-            backend = self._live_backend(backend_name)
             backend.prepare(job)
             job.sizer = ChunkSizer(backend.workers, remaining, fixed=flow.chunksize)
             job.sizer.record(n, wall)
@@ -585,7 +603,7 @@ class Executor(concurrent.futures.Executor):
                 max_chunk=backend.max_chunk,
             )
         sizer = job.sizer
-        max_in_flight = backend.workers * (backend.lookahead + REORDER_SLACK)
+        per_worker = backend.lookahead + REORDER_SLACK  # times backend.workers, which may grow
         held: dict[int, Chunk] = {}  # finished chunks waiting for an earlier one (ordered)
         next_seq = seq = first_seq
         fed = finished = first_index  # tasks sent to the backend, and come back from it
@@ -603,6 +621,7 @@ class Executor(concurrent.futures.Executor):
                 # back whatever has finished before reading more input: a slow source must
                 # not hold finished results back.
                 done: Chunk | BaseException | None = None
+                max_in_flight = backend.workers * per_worker
                 can_feed = not exhausted and not failed and in_flight < max_in_flight
                 size = 0
                 if can_feed:  # (the sizer counts its calls: ask only when feeding)
