@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 bytecode: $(STAMP)
 	$(PYTHON) -m compileall -q src/lightwork
 
+# The main job writes to results/ (untracked: .gitignore), never over the committed reference
+# run in docs/ that the README shows; it names the files it wrote when it ends.
 scale: bytecode
-	$(VENV)/bin/lightwork scale pi --plot docs/scaling-pi.png --json docs/scaling-pi.json
+	$(VENV)/bin/lightwork scale pi --plot results/scaling-pi.png --json results/scaling-pi.json
 
 pi: bytecode
 	$(VENV)/bin/lightwork pi

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
+import statistics
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -75,7 +78,7 @@ def report() -> ScalingReport:
         [0.004] * 16,
         max_workers=[4, 1, 2],
         backends=["threads"],
-        repeat=2,
+        repeat=3,
         chunksize=1,
         name="sleepy",
     )
@@ -98,9 +101,16 @@ def test_points_cover_each_worker_count_in_order(report: ScalingReport) -> None:
 def test_point_fields_are_consistent(report: ScalingReport, which: str | int) -> None:
     point = report.baseline if which == "baseline" else report.points[int(which)]
     assert isinstance(point, ScalingPoint)
-    assert len(point.seconds) == report.repeat == 2
+    assert len(point.seconds) == len(point.speedups) == report.rounds == report.repeat == 3
+    assert report.stopped == "rounds"  # no budget: exactly `repeat` rounds
     assert point.min_seconds <= point.median_seconds <= point.max_seconds
-    assert point.speedup == pytest.approx(report.baseline_seconds / point.median_seconds)
+    # Each round's speed-up is that round's baseline run over the point's run: paired.
+    for baseline, seconds, speedup in zip(
+        report.baseline.seconds, point.seconds, point.speedups, strict=True
+    ):
+        assert speedup == pytest.approx(baseline / seconds)
+    assert point.speedup == pytest.approx(statistics.median(point.speedups))
+    assert point.speedup_stderr >= 0
     assert point.efficiency == pytest.approx(point.speedup / point.workers)
     if point.workers == 1:
         assert point.karp_flatt is None
@@ -108,6 +118,27 @@ def test_point_fields_are_consistent(report: ScalingReport, which: str | int) ->
         assert point.karp_flatt == pytest.approx(karp_flatt(point.speedup, point.workers))
     assert point.startup_seconds >= 0
     assert point.items == 16
+
+
+def test_the_machines_ceiling_is_measured_in_the_same_rounds(report: ScalingReport) -> None:
+    assert [(c.backend, c.workers) for c in report.ceiling] == [
+        ("ceiling", 1),
+        ("ceiling", 2),
+        ("ceiling", 4),
+    ]
+    for ceiling, point in zip(report.ceiling, report.points, strict=True):
+        assert len(ceiling.seconds) == report.rounds
+        assert ceiling.speedup == pytest.approx(
+            statistics.median(
+                b / s for b, s in zip(report.baseline.seconds, ceiling.seconds, strict=True)
+            )
+        )
+        share = statistics.median(
+            c / s for c, s in zip(ceiling.seconds, point.seconds, strict=True)
+        )
+        assert point.of_ceiling == pytest.approx(share)
+    assert report.ceiling[-1].speedup > 2  # 4 processes sleeping: ideally 4
+    assert report.ceiling_fit is not None and "ceiling (Amdahl): " in report.table()
 
 
 def test_threads_speed_sleeping_tasks_up(report: ScalingReport) -> None:
@@ -125,11 +156,13 @@ def test_breakdown_accounts_for_the_workers_time(report: ScalingReport) -> None:
         assert shares["busy"] > 0.5  # sleeping is the tasks' work
 
 
-def test_fit_is_amdahl_per_backend(report: ScalingReport) -> None:
+def test_fit_is_amdahl_per_backend_with_a_bootstrap_interval(report: ScalingReport) -> None:
     fit = report.fits["threads"]
     assert isinstance(fit, AmdahlFit)
-    assert fit.n_points == 2 * 2  # every timed run on 2 and 4 workers
+    assert fit.n_points == 2  # the medians on 2 and 4 workers
     assert 0 <= fit.serial_fraction < 0.2
+    low, high = fit.interval
+    assert low <= fit.raw_serial_fraction <= high and fit.stderr >= 0
 
 
 def test_table_shows_every_point_and_the_fit(report: ScalingReport) -> None:
@@ -142,7 +175,8 @@ def test_table_shows_every_point_and_the_fit(report: ScalingReport) -> None:
         assert column in table
     fit = report.fits["threads"]
     assert f"threads (Amdahl): serial fraction f = {fit.serial_fraction:.3f} ± " in table
-    assert "predicted speed-up 4: " in table and "ceiling" in table
+    assert "95% interval" in table and "predicted speed-up 4: " in table and "ceiling" in table
+    assert "3 rounds (as many as asked)" in table and "shuffled order" in table
 
 
 def test_to_json_round_trips(report: ScalingReport) -> None:
@@ -156,11 +190,17 @@ def test_to_json_round_trips(report: ScalingReport) -> None:
     fit = data["fits"]["threads"]
     assert fit["law"] == "amdahl"
     assert fit["serial_fraction"] == report.fits["threads"].serial_fraction
-    assert set(fit["predicted"]) == {"4", "8", "16", "64"}
+    assert set(fit["predicted"]) == set(fit["predicted_range"]) == {"4", "8", "16", "64"}
+    assert fit["interval"] == list(report.fits["threads"].interval)
+    assert data["rounds"] == 3 and data["stopped"] == "rounds"
+    assert [c["workers"] for c in data["ceiling"]] == [1, 2, 4]
+    assert data["noisy"] == bool(report.notes or fit["notes"])
 
 
 def test_json_has_no_nan_even_when_the_fit_is_undetermined() -> None:
-    one = scale(sleep_task, [0.001] * 2, max_workers=[1], backends=["threads"], repeat=1)
+    one = scale(
+        sleep_task, [0.001] * 2, max_workers=[1], backends=["threads"], repeat=1, ceiling=False
+    )
     assert math.isnan(one.fits["threads"].serial_fraction)
     data = json.loads(one.to_json())  # strict JSON: NaN became null
     assert data["fits"]["threads"]["serial_fraction"] is None
@@ -193,6 +233,10 @@ def test_fitted_serial_fraction_matches_a_known_serial_part() -> None:
     )
     fit = result.fits["threads"]
     assert abs(fit.serial_fraction - 0.10) < 0.03, result.table()
+    assert fit.interval[0] <= 0.10 <= fit.interval[1] or abs(fit.raw_serial_fraction - 0.1) < 0.01
+    # Its condition variable can't travel to another process: no ceiling, and a note says so.
+    assert not result.ceiling
+    assert any("ceiling was not measured" in note for note in result.notes)
     estimates = [p.karp_flatt for p in result.points if p.karp_flatt is not None]
     assert abs(sum(estimates) / len(estimates) - 0.10) < 0.05, result.table()
 
@@ -201,7 +245,7 @@ def test_fitted_serial_fraction_matches_a_known_serial_part() -> None:
 
 
 def test_processes_report_pickling_in_the_breakdown() -> None:
-    result = scale(tiny_task, range(2000), max_workers=[1, 2], repeat=1)
+    result = scale(tiny_task, range(2000), max_workers=[1, 2], repeat=1, ceiling=False)
     assert [(p.backend, p.workers) for p in result.points] == [("processes", 1), ("processes", 2)]
     for point in result.points:
         assert point.speedup == pytest.approx(result.baseline_seconds / point.median_seconds)
@@ -220,14 +264,18 @@ def test_weak_scaling_grows_the_work_and_fits_gustafson() -> None:
         max_workers=[1, 2, 4],
         backends=["threads"],
         mode="weak",
-        repeat=2,
+        repeat=3,
         chunksize=1,
     )
     assert [p.items for p in result.points] == [4, 8, 16]
+    assert [c.items for c in result.ceiling] == [4, 8, 16]
     assert result.baseline.items == 4
     for point in result.points:
-        scaled = point.workers * result.baseline_seconds / point.median_seconds
-        assert point.speedup == pytest.approx(scaled)
+        scaled = [
+            point.workers * b / s
+            for b, s in zip(result.baseline.seconds, point.seconds, strict=True)
+        ]
+        assert point.speedup == pytest.approx(statistics.median(scaled))
         assert point.efficiency == pytest.approx(point.speedup / point.workers)
         assert point.karp_flatt is None  # Karp-Flatt is a strong-scaling measure
     fit = result.fits["threads"]
@@ -238,7 +286,13 @@ def test_weak_scaling_grows_the_work_and_fits_gustafson() -> None:
 
 def test_weak_scaling_repeats_a_sequence_per_worker() -> None:
     result = scale(
-        tiny_task, [1, 2, 3], max_workers=[1, 3], backends=["threads"], mode="weak", repeat=1
+        tiny_task,
+        [1, 2, 3],
+        max_workers=[1, 3],
+        backends=["threads"],
+        mode="weak",
+        repeat=1,
+        ceiling=False,
     )
     assert [p.items for p in result.points] == [3, 9]
 
@@ -255,7 +309,12 @@ def test_default_worker_counts_are_powers_of_two_and_the_cpu_count() -> None:
 
 def test_a_generator_of_items_is_read_once_and_measured_every_run() -> None:
     result = scale(
-        tiny_task, (x for x in range(50)), max_workers=[2], backends=["threads"], repeat=2
+        tiny_task,
+        (x for x in range(50)),
+        max_workers=[2],
+        backends=["threads"],
+        repeat=2,
+        ceiling=False,
     )
     assert result.points[0].items == 50
 
@@ -263,7 +322,8 @@ def test_a_generator_of_items_is_read_once_and_measured_every_run() -> None:
 def test_progress_shows_a_bar_over_every_run(capsys: pytest.CaptureFixture[str]) -> None:
     scale(tiny_task, range(10), max_workers=[1, 2], backends=["threads"], repeat=2, progress=True)
     err = capsys.readouterr().err
-    assert "scale" in err and "9/9" in err  # (1 warm-up + 2 timed) x (baseline + 2 points)
+    # (1 warm-up + 2 rounds) x (baseline + 2 points + the ceiling on 1 and 2)
+    assert "scale" in err and "15/15" in err
 
 
 BAD_OPTIONS: dict[str, dict[str, Any]] = {
@@ -279,6 +339,8 @@ BAD_OPTIONS: dict[str, dict[str, Any]] = {
     "serial is the baseline": {"backends": ["serial"]},
     "a backend twice": {"backends": ["threads", "threads"]},
     "zero chunksize": {"chunksize": 0},
+    "negative budget": {"budget": -1},
+    "zero precision": {"precision": 0},
     "no items": {"items": []},
     "a function of p in strong mode": {"items": lambda p: range(p)},
     "neither sequence nor function in weak mode": {"items": iter([1]), "mode": "weak"},
@@ -354,7 +416,10 @@ def test_cli_parses_lists_and_counts() -> None:
     assert args.max_workers == [1, 2, 4]
     assert args.backends == ["threads"]
     assert parse("pi", "--items", "1_000").items == 1000
-    assert parse("pi").backends == ["processes"] and parse("pi").repeat == 3
+    defaults = parse("pi")
+    assert defaults.backends == ["processes"] and defaults.repeat == 5
+    assert defaults.budget == 60 and defaults.precision == 0.005 and defaults.ceiling
+    assert parse("pi", "--budget", "0", "--no-ceiling").ceiling is False
 
 
 def test_cli_rejects_an_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
@@ -367,7 +432,9 @@ def test_cli_scales_tiny_on_processes_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "tiny.json"
-    args = parse("tiny", "--items", "2000", "--max-workers", "1,2", "--repeat", "1")
+    args = parse(
+        "tiny", "--items", "2000", "--max-workers", "1,2", "--repeat", "3", "--budget", "0"
+    )
     args.json = out
     assert run(args) == 0
     printed = capsys.readouterr().out
@@ -386,6 +453,7 @@ def test_cli_scales_sleep_on_threads_in_weak_mode(
         "--max-workers=1,2",
         "--backends=threads",
         "--repeat=1",
+        "--budget=0",
         "--mode=weak",
         f"--json={out}",
         "--quiet",
@@ -398,7 +466,9 @@ def test_cli_scales_sleep_on_threads_in_weak_mode(
 def test_cli_writes_the_plot(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out = tmp_path / "plot.png"
-    args = parse("sleep", "--items=2", "--max-workers=1,2", "--backends=threads", "--repeat=1")
+    args = parse(
+        "sleep", "--items=2", "--max-workers=1,2", "--backends=threads", "--repeat=3", "--budget=0"
+    )
     args.plot = out
     assert run(args) == 0
     assert out.read_bytes()[:8] == PNG_MAGIC
@@ -423,3 +493,17 @@ def test_bench_compares_lightwork_with_its_peers_side_by_side() -> None:
                 == row.median_seconds / by_name["lightwork processes"].median_seconds
             )
     assert "x lightwork" in table(rows)
+
+
+def test_make_scale_writes_only_untracked_results(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("make") is None or not (root / ".git").exists():
+        pytest.skip("needs make and a git checkout")
+    command = subprocess.run(
+        ["make", "-n", "--no-print-directory", "scale"], cwd=root, capture_output=True, text=True
+    ).stdout.splitlines()[-1]
+    outputs = [word for word in command.split() if word.endswith((".png", ".json"))]
+    assert "lightwork scale pi" in command and len(outputs) == 2, command
+    for output in outputs:
+        ignored = subprocess.run(["git", "check-ignore", "-q", output], cwd=root)
+        assert ignored.returncode == 0, f"make scale would write {output}, which git tracks"

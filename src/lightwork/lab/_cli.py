@@ -36,6 +36,23 @@ def _counts(text: str) -> list[int]:
     return [_count(part) for part in text.replace(",", " ").split()]
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _seconds(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, such as 0.005: {text!r}")
+    return value
+
+
 def _backends(text: str) -> list[str]:
     names = [part for part in text.replace(",", " ").split()]
     for name in names:
@@ -86,7 +103,32 @@ def add_parser(
         help=f"backends to scale, from {', '.join(SCALABLE)} (default: processes)",
     )
     parser.add_argument(
-        "--repeat", type=_count, default=3, metavar="R", help="timed runs per point (default 3)"
+        "--repeat",
+        type=_count,
+        default=5,
+        metavar="R",
+        help="rounds at least, every configuration once a round (default 5)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="then more rounds until the speed-ups are stable or S seconds have passed "
+        "(default 60; 0: exactly R rounds)",
+    )
+    parser.add_argument(
+        "--precision",
+        type=_fraction,
+        default=0.005,
+        metavar="E",
+        help="stable: every speed-up's relative standard error below E (default 0.005)",
+    )
+    parser.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="don't measure the machine's ceiling (the same work in independent processes)",
     )
     parser.add_argument(
         "--mode",
@@ -130,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
             max_workers=args.max_workers,
             backends=args.backends,
             repeat=args.repeat,
+            budget=args.budget or None,
+            precision=args.precision,
+            ceiling=args.ceiling,
             mode=args.mode,
             progress=sys.stderr.isatty() and not args.quiet,
             chunksize=args.chunksize,
@@ -140,11 +185,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(report.table())
     if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(report.to_json() + "\n")
-        if not args.quiet:
-            print(f"wrote {args.json}")
     if args.plot is not None:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
         report.plot(args.plot)
-        if not args.quiet:
-            print(f"wrote {args.plot}")
+    written = [str(path) for path in (args.json, args.plot) if path is not None]
+    if written:
+        print(f"\nwrote {' and '.join(written)}")
     return 0

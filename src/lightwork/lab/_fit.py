@@ -17,9 +17,10 @@ shows in the standard error of ``f``.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from .._errors import InvalidOptionError
@@ -91,6 +92,9 @@ class AmdahlFit:
     ceiling: float = math.inf
     raw_serial_fraction: float = math.nan
     n_points: int = 0  #: points with more than one worker: the ones that inform ``f``
+    #: 95% interval of the unclamped ``f`` (a bootstrap over rounds, from the lab); NaN if unknown
+    interval: tuple[float, float] = (math.nan, math.nan)
+    notes: tuple[str, ...] = ()  #: where the noise is larger than the effect, and so on
 
     law: ClassVar[str] = "amdahl"
 
@@ -103,6 +107,21 @@ class AmdahlFit:
         f = self.serial_fraction
         return 1 / (f + (1 - f) / workers)
 
+    def with_uncertainty(
+        self, stderr: float, interval: tuple[float, float], notes: tuple[str, ...]
+    ) -> AmdahlFit:
+        """This fit with the standard error, interval and notes the lab measured for it."""
+        return replace(self, stderr=stderr, interval=interval, notes=notes)
+
+    def predicted_range(self) -> dict[int, tuple[float, float]]:
+        """The predicted speed-ups at the ends of :attr:`interval` (clamped to ``[0, 1]``).
+
+        >>> low, high = AmdahlFit(0.1, 0.01, interval=(0.08, 0.12)).predicted_range()[4]
+        >>> round(low, 2), round(high, 2)  # f = 0.12 and f = 0.08
+        (2.94, 3.23)
+        """
+        return {p: _ends(functools.partial(_amdahl, workers=p), self.interval) for p in PREDICT_AT}
+
     def summary(self) -> str:
         """One line: ``f`` with its standard error, predictions and the ceiling.
 
@@ -113,9 +132,10 @@ class AmdahlFit:
             return "serial fraction not determined: it needs runs on more than one worker"
         ceiling = "none" if math.isinf(self.ceiling) else f"{self.ceiling:.1f}"
         return (
-            f"serial fraction f = {_with_error(self.serial_fraction, self.stderr)}, "
-            f"predicted speed-up {_predictions(self.predicted)}, ceiling {ceiling}"
-            f"{_clamp_note(self.raw_serial_fraction, self.serial_fraction)}"
+            f"serial fraction f = {_with_error(self.serial_fraction, self.stderr)}"
+            f"{_interval(self.interval)}, predicted speed-up "
+            f"{_predictions(self.predicted, self.predicted_range())}, ceiling {ceiling}"
+            f"{'' if self.notes else _clamp_note(self.raw_serial_fraction, self.serial_fraction)}"
         )
 
 
@@ -132,6 +152,8 @@ class GustafsonFit:
     predicted: dict[int, float] = field(default_factory=dict)  #: at 4, 8, 16 and 64 workers
     raw_serial_fraction: float = math.nan
     n_points: int = 0  #: points with more than one worker
+    interval: tuple[float, float] = (math.nan, math.nan)  #: as :class:`AmdahlFit`'s
+    notes: tuple[str, ...] = ()
 
     law: ClassVar[str] = "gustafson"
 
@@ -143,6 +165,18 @@ class GustafsonFit:
         """
         return workers - self.serial_fraction * (workers - 1)
 
+    def with_uncertainty(
+        self, stderr: float, interval: tuple[float, float], notes: tuple[str, ...]
+    ) -> GustafsonFit:
+        """This fit with the standard error, interval and notes the lab measured for it."""
+        return replace(self, stderr=stderr, interval=interval, notes=notes)
+
+    def predicted_range(self) -> dict[int, tuple[float, float]]:
+        """The predicted scaled speed-ups at the ends of :attr:`interval`."""
+        return {
+            p: _ends(functools.partial(_gustafson, workers=p), self.interval) for p in PREDICT_AT
+        }
+
     def summary(self) -> str:
         """One line: ``f`` with its standard error and the predicted scaled speed-ups.
 
@@ -152,9 +186,10 @@ class GustafsonFit:
         if math.isnan(self.serial_fraction):
             return "serial fraction not determined: it needs runs on more than one worker"
         return (
-            f"serial fraction f = {_with_error(self.serial_fraction, self.stderr)}, "
-            f"predicted scaled speed-up {_predictions(self.predicted)}"
-            f"{_clamp_note(self.raw_serial_fraction, self.serial_fraction)}"
+            f"serial fraction f = {_with_error(self.serial_fraction, self.stderr)}"
+            f"{_interval(self.interval)}, predicted scaled speed-up "
+            f"{_predictions(self.predicted, self.predicted_range())}"
+            f"{'' if self.notes else _clamp_note(self.raw_serial_fraction, self.serial_fraction)}"
         )
 
 
@@ -224,6 +259,10 @@ def _amdahl(f: float, workers: int) -> float:
     return 1 / (f + (1 - f) / workers)
 
 
+def _gustafson(f: float, workers: int) -> float:
+    return workers - f * (workers - 1)
+
+
 def _checked(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
     checked = [(_check_workers(p), _check_speedup(s)) for p, s in points]
     if not checked:
@@ -258,8 +297,26 @@ def _with_error(value: float, stderr: float) -> str:
     return f"{value:.3f} ± {error}"
 
 
-def _predictions(predicted: dict[int, float]) -> str:
-    return ", ".join(f"{p}: {s:.1f}" for p, s in predicted.items())
+def _predictions(predicted: dict[int, float], ranges: dict[int, tuple[float, float]]) -> str:
+    parts = []
+    for p, s in predicted.items():
+        low, high = ranges.get(p, (math.nan, math.nan))
+        spread = "" if math.isnan(low) else f" ({low:.1f}-{high:.1f})"
+        parts.append(f"{p}: {s:.1f}{spread}")
+    return ", ".join(parts)
+
+
+def _interval(interval: tuple[float, float]) -> str:
+    low, high = interval
+    return "" if math.isnan(low) else f" (95% interval {low:.3f} to {high:.3f})"
+
+
+def _ends(predict: Callable[[float], float], interval: tuple[float, float]) -> tuple[float, float]:
+    """``predict`` at both ends of ``interval`` clamped to [0, 1], lowest first."""
+    if math.isnan(interval[0]):
+        return math.nan, math.nan
+    a, b = (predict(_clamp(f)) for f in interval)
+    return min(a, b), max(a, b)
 
 
 def _clamp_note(raw: float, clamped: float) -> str:

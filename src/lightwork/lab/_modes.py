@@ -2,3 +2,4 @@
 
 MODES = ("strong", "weak")  #: Amdahl (fixed work) or Gustafson (work grows with the workers)
 BASELINE_BACKEND = "serial"  #: T1, the one-worker time every speed-up divides
+CEILING = "ceiling"  #: the label of the machine's own points: the work in independent processes

@@ -7,10 +7,14 @@ drawing a report neither needs a display nor changes the caller's pyplot backend
 from __future__ import annotations
 
 import math
+import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._fit import AmdahlFit
+from ._fit import AmdahlFit, GustafsonFit
+from ._modes import CEILING
+from ._noise import Z_95
 
 if TYPE_CHECKING:
     from ._scale import ScalingPoint, ScalingReport
@@ -29,9 +33,11 @@ DPI = 130
 def plot(report: ScalingReport, path: str | Path, *, title: str | None = None) -> Path:
     """Save a PNG of ``report``: speed-up (left) and efficiency (right) against workers.
 
-    Each backend's median is a marker with its min-max range as an error bar, its fitted law a
-    line of the same colour; the ideal ``S = p`` is dotted grey, Amdahl's ceiling ``1/f`` dashed
-    when in view. Returns the path written.
+    Each backend's median speed-up is a marker with its 95% interval as an error bar, its fitted
+    law a line of the same colour over a band for the law's 95% interval; the machine's ceiling
+    (independent processes) grey squares; the ideal ``S = p`` dotted grey, Amdahl's ceiling
+    ``1/f`` dashed when in view. The report's notes (noise larger than the effect, a 1-worker
+    point off the curve, a busy machine) are printed under the plots. Returns the path written.
 
     >>> import tempfile, time
     >>> from lightwork.lab import scale
@@ -48,7 +54,8 @@ def plot(report: ScalingReport, path: str | Path, *, title: str | None = None) -
         raise ImportError("the plot needs matplotlib: pip install 'lightwork[plot]'") from error
 
     weak = report.mode == "weak"
-    figure = Figure(figsize=(12, 5.2), layout="constrained")
+    notes = _notes(report)
+    figure = Figure(figsize=(12, 5.2 + 0.22 * len(notes)), layout="constrained")
     FigureCanvasAgg(figure)
     speed, efficiency = figure.subplots(1, 2)
     counts = sorted({p.workers for p in report.points})
@@ -62,17 +69,20 @@ def plot(report: ScalingReport, path: str | Path, *, title: str | None = None) -
     ideal = {"color": "0.35", "linestyle": ":", "linewidth": 1.6, "zorder": 2.5}
     speed.plot(grid, grid, label="ideal: S = p", **ideal)
     efficiency.axhline(100, label="ideal: 100%", **ideal)
-    for index, backend in enumerate(report.backends):
-        colour = f"C{index}"
+    series = [(backend, f"C{index}") for index, backend in enumerate(report.backends)]
+    if report.ceiling:
+        series.append((CEILING, "0.45"))
+    for index, (backend, colour) in enumerate(series):
         points = report.points_for(backend)
         low, mid, high = _speedup_ranges(points)
         workers = [p.workers for p in points]
+        what = "independent processes (the machine's ceiling)" if backend == CEILING else backend
         style: dict[str, Any] = {
-            "fmt": "o",
+            "fmt": "s" if backend == CEILING else "o",
             "markersize": 7,
             "capsize": 4,
             "color": colour,
-            "label": f"{backend}: median, min-max",
+            "label": f"{what}: median, 95% interval",
             "zorder": 3,
         }
         speed.errorbar(workers, mid, yerr=[_minus(mid, low), _minus(high, mid)], **style)
@@ -92,21 +102,31 @@ def plot(report: ScalingReport, path: str | Path, *, title: str | None = None) -
                 fontsize=8,
                 color=colour,
             )
-        fit = report.fits[backend]
-        if math.isnan(fit.serial_fraction):
+        fit = report.ceiling_fit if backend == CEILING else report.fits[backend]
+        if fit is None or math.isnan(fit.serial_fraction):
             continue
         law = "Gustafson" if weak else "Amdahl"
         curve = [fit.speedup(p) for p in grid]
         spread = "" if math.isnan(fit.stderr) else f" ± {fit.stderr:.3f}"
-        fit_label = f"{backend}: {law} fit, f = {fit.serial_fraction:.3f}{spread}"
-        speed.plot(grid, curve, color=colour, linewidth=1.8, label=fit_label)
+        noisy = " (noise > effect)" if fit.notes else ""
+        fit_label = f"{backend}: {law} fit, f = {fit.serial_fraction:.3f}{spread}{noisy}"
+        line = {"color": colour, "linewidth": 1.8, "linestyle": "--" if fit.notes else "-"}
+        speed.plot(grid, curve, label=fit_label, **line)
         efficiency.plot(
-            grid,
-            [100 * s / p for s, p in zip(curve, grid, strict=True)],
-            color=colour,
-            linewidth=1.8,
-            label=fit_label,
+            grid, [100 * s / p for s, p in zip(curve, grid, strict=True)], label=fit_label, **line
         )
+        band = _band(fit, grid)
+        if band is not None:
+            lower, upper = band
+            speed.fill_between(grid, lower, upper, color=colour, alpha=0.12, linewidth=0)
+            efficiency.fill_between(
+                grid,
+                [100 * s / p for s, p in zip(lower, grid, strict=True)],
+                [100 * s / p for s, p in zip(upper, grid, strict=True)],
+                color=colour,
+                alpha=0.12,
+                linewidth=0,
+            )
         if isinstance(fit, AmdahlFit) and fit.ceiling <= top * 1.05:
             speed.axhline(
                 fit.ceiling,
@@ -134,12 +154,16 @@ def plot(report: ScalingReport, path: str | Path, *, title: str | None = None) -
     speed.set_ylabel("scaled speed-up  p·T1 / T(p)" if weak else "speed-up  T1 / T(p)")
     speed.set_title("Scaled speed-up (weak scaling)" if weak else "Speed-up (strong scaling)")
     highest = max(
-        100 * p.speedup * p.median_seconds / (p.min_seconds * p.workers) for p in report.points
+        100 * h / p.workers
+        for p in (*report.points, *report.ceiling)
+        for h in _speedup_ranges([p])[2]
     )
     efficiency.set_ylim(0, max(110, highest * 1.08))
     efficiency.set_ylabel("efficiency  S / p  (%)")
     efficiency.set_title("Efficiency")
     figure.suptitle(title or _title(report), fontsize=13)
+    if notes:
+        figure.supxlabel("\n".join(notes), fontsize=8, color="firebrick", ha="left", x=0.01)
     target = Path(path)
     figure.savefig(target, dpi=DPI, format="png")
     return target
@@ -155,15 +179,42 @@ def _title(report: ScalingReport) -> str:
 
 
 def _speedup_ranges(points: list[ScalingPoint]) -> tuple[list[float], list[float], list[float]]:
-    """Per point: the speed-up of its slowest run, its median, and that of its fastest run."""
-    # speedup x median is the baseline's time for the point's work, in strong and weak mode.
+    """Per point: the low end of its median speed-up's 95% interval, the median, the high end.
+
+    With too few rounds for an interval, the speed-ups of the slowest and fastest rounds."""
     low, mid, high = [], [], []
     for p in points:
-        work = p.speedup * p.median_seconds
-        low.append(work / p.max_seconds)
+        spread = Z_95 * p.speedup_stderr
         mid.append(p.speedup)
-        high.append(work / p.min_seconds)
+        if math.isnan(spread):
+            speedups = p.run_speedups()
+            low.append(min(speedups))
+            high.append(max(speedups))
+        else:
+            low.append(p.speedup - spread)
+            high.append(p.speedup + spread)
     return low, mid, high
+
+
+def _band(
+    fit: AmdahlFit | GustafsonFit, grid: list[float]
+) -> tuple[list[float], list[float]] | None:
+    """The law at both ends of the fit's interval over ``grid``: the band the curve may lie in."""
+    if math.isnan(fit.interval[0]):
+        return None
+    ends = [replace(fit, serial_fraction=min(1.0, max(0.0, f))) for f in fit.interval]
+    a, b = ([end.speedup(p) for p in grid] for end in ends)
+    return [min(x, y) for x, y in zip(a, b, strict=True)], [
+        max(x, y) for x, y in zip(a, b, strict=True)
+    ]
+
+
+def _notes(report: ScalingReport) -> list[str]:
+    """The notes to print under the plots: the fits' (named by backend) and the report's."""
+    notes = [f"{backend}: {note}" for backend, fit in report.fits.items() for note in fit.notes]
+    if report.ceiling_fit is not None:
+        notes += [f"{CEILING}: {note}" for note in report.ceiling_fit.notes]
+    return [textwrap.shorten(n, 190, placeholder=" ...") for n in (*notes, *report.notes)]
 
 
 def _minus(a: list[float], b: list[float]) -> list[float]:

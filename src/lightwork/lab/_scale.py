@@ -1,16 +1,27 @@
 """The scaling lab: speed-up and efficiency over worker counts and backends, and the law behind.
 
     scale(fn, items)
-      baseline: Executor(backend="serial"), warm-up, `repeat` timed runs  -> T1 = their median
-      per backend b, per worker count p, a fresh Executor(p, backend=b):
-        start()                                  start-up, timed apart
-        warm-up run, untimed                     fn's first trip to each worker, its imports
-        statistics()
-        repeat x  time list(imap(fn, items))     median, min, max; S = T1 / median
-        statistics()                             the difference: where the workers' time went
-      per backend: fit_amdahl (strong) or fit_gustafson (weak) to every timed run's speed-up
+      set-up, untimed: every configuration gets its own fresh pool, started (start-up timed
+        apart) and warmed (fn's first trip to each worker, its imports):
+          the serial baseline; each backend at each worker count p;
+          the machine's ceiling: p independent processes running 1/p of the work each
+      rounds: every configuration runs the work once per round, in a shuffled order
+        at least `repeat` rounds; then, with a `budget`, more until every speed-up is known
+        to `precision` or the budget is spent
+      per point: the speed-up of each round (its baseline run's time over the point's), their
+        median and its standard error; its share of the machine's ceiling likewise
+      per backend: Amdahl's law (strong) or Gustafson's (weak) fitted to the medians, with a
+        bootstrap over the rounds for its error, and notes where the noise is larger than the
+        effect
 
-Every point gets a fresh executor, so no point inherits another's warm workers. Each run is
+Why rounds: a shared machine's load comes and goes over seconds. Measured one configuration
+after another, a burst of other work lands on one of them and reads as a property of it (one
+worker beating the serial baseline, a serial fraction of 0.6 one run and 0 the next); taken in
+turns, every configuration sees the same conditions, the ratios within a round cancel them,
+and the median over rounds ignores a disturbed round. The ceiling, measured in the same rounds,
+tells what the machine itself gave: a pool can't be faster than independent processes.
+
+Every configuration has its own executor, so none inherits another's warm workers. Each run is
 one complete ``imap`` over the items, results collected as a user would.
 """
 
@@ -19,10 +30,12 @@ from __future__ import annotations
 import json
 import math
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +43,10 @@ from .._engine._executor import Executor
 from .._engine._stats import ExecutorStatistics
 from .._errors import InvalidOptionError
 from .._options import available_cpus, check_backend, check_callable, check_chunksize
+from ._ceiling import Ceiling, CeilingUnavailable
 from ._fit import AmdahlFit, GustafsonFit, fit_amdahl, fit_gustafson, karp_flatt
-from ._modes import BASELINE_BACKEND, MODES
+from ._modes import BASELINE_BACKEND, CEILING, MODES
+from ._noise import Estimate, bootstrap, fit_notes, median_estimate
 
 if TYPE_CHECKING:
     from .._progress import ProgressBar
@@ -82,25 +97,34 @@ class TimeBreakdown:
 
 @dataclass(frozen=True)
 class ScalingPoint:
-    """One backend at one worker count: its timed runs and what they mean."""
+    """One backend at one worker count: its timed runs, one a round, and what they mean."""
 
-    backend: str
+    backend: str  #: or "ceiling" for the machine's own: independent processes
     workers: int
     items: int  #: tasks in one run (in weak mode, they grow with ``workers``)
-    seconds: tuple[float, ...]  #: wall-clock seconds of each timed run
+    seconds: tuple[float, ...]  #: wall-clock seconds of each timed run, one a round
     median_seconds: float
     min_seconds: float
     max_seconds: float
-    #: baseline / median (strong); workers x baseline / median, the scaled speed-up (weak)
+    #: median over rounds of the round's baseline time / this point's time (strong); times
+    #: ``workers`` in weak mode, the scaled speed-up
     speedup: float
     efficiency: float  #: speed-up / workers
     #: Amdahl's f solved from this point alone (strong mode, more than one worker); else None
     karp_flatt: float | None
     startup_seconds: float  #: wall-clock time of ``executor.start()``, not in ``seconds``
     breakdown: TimeBreakdown
+    speedup_stderr: float = math.nan  #: of the median; NaN with fewer than three rounds
+    speedups: tuple[float, ...] = ()  #: each round's speed-up, in round order
+    #: median over rounds of the ceiling's time / this point's: 1.0 is as fast as independent
+    #: processes on as many cores; NaN without a ceiling (and for the ceiling itself)
+    of_ceiling: float = math.nan
+    of_ceiling_stderr: float = math.nan
 
     def run_speedups(self) -> list[float]:
-        """The speed-up of each timed run: what the fits use, so that run-to-run noise counts."""
+        """The speed-up of each timed run (round), what the fits' bootstrap resamples."""
+        if self.speedups:
+            return list(self.speedups)
         # speedup x median is the baseline's time for this point's work (T1, or p x T1 weak).
         work = self.speedup * max(self.median_seconds, _TINY)
         return [work / max(s, _TINY) for s in self.seconds]
@@ -116,15 +140,25 @@ class ScalingReport:
     mode: str  #: "strong" or "weak"
     workload: str | None  #: a name for the work, for titles
     baseline: ScalingPoint  #: the serial backend on the one-worker work
-    points: tuple[ScalingPoint, ...]  #: per backend, per worker count, in measuring order
-    #: Amdahl (strong) or Gustafson (weak) fitted to every run of the backend
+    points: tuple[ScalingPoint, ...]  #: per backend, per worker count
+    #: Amdahl (strong) or Gustafson (weak) fitted to the backend's median speed-ups, with the
+    #: standard error and interval of a bootstrap over the rounds, and notes on the noise
     fits: dict[str, AmdahlFit | GustafsonFit]
-    repeat: int
+    repeat: int  #: the fewest rounds asked for
     warmup: int
     chunksize: int | None
     cpus: int  #: ``lightwork.available_cpus()`` where it ran
     python: str = field(default_factory=platform.python_version)  #: the version it ran on
     machine: str = field(default_factory=platform.platform)  #: the platform it ran on
+    rounds: int = 0  #: rounds run: every configuration once a round
+    #: why the rounds ended: "rounds" (as many as asked), "stable" (every speed-up known to the
+    #: precision asked) or "budget" (the time budget was spent first)
+    stopped: str = "rounds"
+    #: the machine's own: the same work in p independent processes, per worker count; empty
+    #: when not measured (``notes`` says why)
+    ceiling: tuple[ScalingPoint, ...] = ()
+    ceiling_fit: AmdahlFit | GustafsonFit | None = None  #: the law fitted to the ceiling
+    notes: tuple[str, ...] = ()  #: what the reader should know before trusting the numbers
 
     @property
     def baseline_seconds(self) -> float:
@@ -137,36 +171,49 @@ class ScalingReport:
         return list(dict.fromkeys(p.backend for p in self.points))
 
     def points_for(self, backend: str) -> list[ScalingPoint]:
-        """The points of one backend, by worker count."""
-        return sorted((p for p in self.points if p.backend == backend), key=lambda p: p.workers)
+        """The points of one backend (or "ceiling"), by worker count."""
+        chosen = self.ceiling if backend == CEILING else self.points
+        return sorted((p for p in chosen if p.backend == backend), key=lambda p: p.workers)
 
     def table(self) -> str:
-        """A fixed-width table of every point, then one line per backend with its fit."""
+        """A fixed-width table of every point, one line per backend with its fit, and notes."""
         weak = self.mode == "weak"
         what = "scaled speed-up S = p T1 / T(p)" if weak else "speed-up S = T1 / T(p)"
         name = self.workload or "work"
         lines = [
             f"{name}: {self.mode} scaling on {self.cpus} CPUs, {self.baseline.items:,} items"
-            f"{' per worker' if weak else ''}, median of {self.repeat} run"
-            f"{'s' if self.repeat != 1 else ''} each; {what}",
+            f"{' per worker' if weak else ''}; {self.rounds} round"
+            f"{'s' if self.rounds != 1 else ''} ({_STOPPED[self.stopped]}), every configuration "
+            "once a round in a shuffled order",
+            f"{what} per round, median over rounds ± its standard error"
+            + (
+                f"; {CEILING}: the same work in p independent processes (the machine's own limit)"
+                if self.ceiling
+                else ""
+            ),
             "",
         ]
         header = (
             f"{'backend':<10} {'workers':>7} {'items':>8} {'median s':>9} {'min s':>8} "
-            f"{'max s':>8} {'speed-up':>8} {'effic.':>7} {'Karp-Flatt':>10}  "
-            f"{'busy':>5} {'ser':>5} {'deser':>5} {'idle':>5} {'other':>5}  {'start-up s':>10}"
+            f"{'max s':>8} {'speed-up':>14} {'effic.':>7} {'of ceiling':>10} {'Karp-Flatt':>10}"
+            f"  {'busy':>5} {'ser':>5} {'deser':>5} {'idle':>5} {'other':>5}  {'start-up s':>10}"
         )
         lines += [
             " " * header.index(" busy") + " where the time went (% of workers x wall)",
             header,
             "-" * len(header),
         ]
-        for point in (self.baseline, *self.points):
+        for point in (self.baseline, *self.points, *self.ceiling):
             lines.append(_row(point))
         lines.append("")
         law = "Gustafson" if weak else "Amdahl"
-        for backend in self.backends:
-            lines.append(f"{backend} ({law}): {self.fits[backend].summary()}")
+        fits = [(backend, self.fits[backend]) for backend in self.backends]
+        if self.ceiling_fit is not None:
+            fits.append((CEILING, self.ceiling_fit))
+        for backend, fit in fits:
+            lines.append(f"{backend} ({law}): {fit.summary()}")
+            lines += [f"  ! {note}" for note in fit.notes]
+        lines += [f"! {note}" for note in self.notes]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -178,6 +225,8 @@ class ScalingReport:
             "mode": self.mode,
             "workload": self.workload,
             "repeat": self.repeat,
+            "rounds": self.rounds,
+            "stopped": self.stopped,
             "warmup": self.warmup,
             "chunksize": self.chunksize,
             "cpus": self.cpus,
@@ -187,6 +236,11 @@ class ScalingReport:
             "baseline": _point_record(self.baseline),
             "points": [_point_record(p) for p in self.points],
             "fits": {b: _fit_record(f) for b, f in self.fits.items()},
+            "ceiling": [_point_record(p) for p in self.ceiling],
+            "ceiling_fit": None if self.ceiling_fit is None else _fit_record(self.ceiling_fit),
+            "notes": list(self.notes),
+            # One flag for a script to check: is any figure here smaller than its noise?
+            "noisy": bool(self.notes) or any(f.notes for f in self.fits.values()),
         }
         cleaned: dict[str, Any] = _finite(record)
         return cleaned
@@ -200,6 +254,13 @@ class ScalingReport:
         from ._plot import plot
 
         return plot(self, path, title=title)
+
+
+_STOPPED = {
+    "rounds": "as many as asked",
+    "stable": "until every speed-up was known to the precision asked",
+    "budget": "until the time budget was spent",
+}
 
 
 def default_worker_counts(cpus: int | None = None) -> list[int]:
@@ -231,6 +292,9 @@ def scale(
     chunksize: int | None = None,
     warmup: int = 1,
     name: str | None = None,
+    budget: float | None = None,
+    precision: float = 0.005,
+    ceiling: bool = True,
 ) -> ScalingReport:
     """Measure how ``fn`` over ``items`` speeds up with workers, and fit the law behind it.
 
@@ -239,17 +303,18 @@ def scale(
     with the workers: ``items`` is then ``items(p) -> iterable``, or a sequence repeated ``p``
     times, and the scaled speed-up is ``p x T1 / T(p)``.
 
-    The baseline T1 is the median of ``repeat`` runs on the serial backend. Then for each of
-    ``backends`` and each of ``max_workers`` (default: 1, 2, 4, ... and the CPU count) a fresh
-    executor starts its workers (timed apart: ``startup_seconds``), runs ``warmup`` untimed
-    runs (the function's first trip to each worker, the imports it triggers there, cold caches)
-    and ``repeat`` timed ones. ``progress=True`` shows a bar over all runs; ``name`` labels the
-    table and the plot.
+    Every configuration (the serial baseline, each of ``backends`` at each of ``max_workers``,
+    default 1, 2, 4, ... and the CPU count, and with ``ceiling`` the same work in independent
+    processes) gets a fresh executor, started (timed apart: ``startup_seconds``) and warmed by
+    ``warmup`` untimed runs. Then rounds: each configuration runs once a round, in a shuffled
+    order; ``repeat`` rounds, or with a ``budget`` in seconds more until every speed-up's
+    relative standard error is below ``precision`` or the budget is spent. ``progress=True``
+    shows a bar over the runs; ``name`` labels the table and the plot.
 
     >>> import time
     >>> from lightwork.lab import scale
     >>> report = scale(time.sleep, [0.01] * 8, max_workers=[1, 2, 4], backends=["threads"],
-    ...                repeat=1, chunksize=1)
+    ...                repeat=3, chunksize=1, ceiling=False)
     >>> [p.workers for p in report.points]
     [1, 2, 4]
     >>> report.points[-1].speedup > 2
@@ -263,33 +328,76 @@ def scale(
     runs = _check_runs("repeat", repeat, 1)
     warm = _check_runs("warmup", warmup, 0)
     size = check_chunksize(chunksize)
+    limit = _check_budget(budget)
+    target = _check_precision(precision)
     if mode not in MODES:
         raise InvalidOptionError(f"unknown mode {mode!r}: choose 'strong' or 'weak'")
     work = _work(items, mode)
     label = name if name is not None else getattr(fn, "__name__", None)
-    bar = _progress_bar((warm + runs) * (1 + len(names) * len(counts))) if progress else None
-    try:
-        measure = _Measurer(fn, runs, warm, size, bar)
-        baseline_run = measure(BASELINE_BACKEND, 1, work(1))
-        t1 = baseline_run.median
-        baseline = baseline_run.point(t1, 1.0, mode)
-        points = [
-            measure(backend, p, work(p)).point(t1, float(p if mode == "weak" else 1), mode)
-            for backend in names
-            for p in counts
-        ]
-    finally:
+    notes: list[str] = []
+    with ExitStack() as stack:
+        configs = [_Config(BASELINE_BACKEND, 1, work(1))]
+        configs += [_Config(b, p, work(p)) for b in names for p in counts]
+        machine: Ceiling | None = None
+        if ceiling:
+            try:
+                machine = stack.enter_context(Ceiling(fn, work, counts, size))
+            except CeilingUnavailable as error:
+                notes.append(f"the machine's ceiling was not measured: {error}")
+        jobs: list[Callable[[], float]] = [c.run for c in configs]
+        if machine is not None:
+            jobs += [_ceiling_run(machine, p) for p in counts]
+        unknown = limit is not None
+        bar = _progress_bar(None if unknown else (warm + runs) * len(jobs)) if progress else None
         if bar is not None:
-            bar.close()
-    fit = fit_gustafson if mode == "weak" else fit_amdahl
-    fits: dict[str, AmdahlFit | GustafsonFit] = {
-        backend: fit(
-            [(p.workers, s) for p in points if p.backend == backend for s in p.run_speedups()]
-        )
-        for backend in names
+            stack.callback(bar.close)
+        for config in configs:
+            config.open(stack, fn, size, warm, bar)
+        for job in jobs[len(configs) :]:  # the ceiling's warm-up runs
+            for _ in range(warm):
+                job()
+                _tick(bar)
+        for config in configs:
+            config.begin()
+        times, stopped = _rounds(jobs, runs, limit, target, counts, mode, bar)
+        for config in configs:
+            config.end()
+    rounds = len(times[0])
+    factor = {p: float(p if mode == "weak" else 1) for p in counts}
+    baseline = configs[0].point(times[0], times[0], 1.0, mode, None)
+    ceilings = {
+        p: times[len(configs) + i] for i, p in enumerate(counts) if len(times) > len(configs)
     }
+    points = [
+        c.point(times[0], times[k], factor[c.workers], mode, ceilings.get(c.workers))
+        for k, c in enumerate(configs[1:], start=1)
+    ]
+    ceiling_points = [
+        _ceiling_point(p, work(p), times[0], ceilings[p], factor[p], mode) for p in ceilings
+    ]
+    fits = {
+        b: _fit(mode, [(p.workers, p.speedups) for p in points if p.backend == b], rounds)
+        for b in names
+    }
+    ceiling_fit = None
+    if ceiling_points:
+        ceiling_fit = _fit(mode, [(p.workers, p.speedups) for p in ceiling_points], rounds)
+    notes += _report_notes(baseline, points, ceiling_points, mode)
     return ScalingReport(
-        mode, label, baseline, tuple(points), fits, runs, warm, size, available_cpus()
+        mode,
+        label,
+        baseline,
+        tuple(points),
+        fits,
+        runs,
+        warm,
+        size,
+        available_cpus(),
+        rounds=rounds,
+        stopped=stopped,
+        ceiling=tuple(ceiling_points),
+        ceiling_fit=ceiling_fit,
+        notes=tuple(notes),
     )
 
 
@@ -297,86 +405,265 @@ def scale(
 
 # Floor for a run's seconds in divisions: perf_counter's resolution, far below any real run.
 _TINY = 1e-9
+# Rounds are shuffled with a fixed seed: the same options give the same order of runs.
+_ORDER_SEED = 0
 
 
-@dataclass(frozen=True)
-class _Measured:
-    backend: str
-    workers: int
-    items: int
-    seconds: tuple[float, ...]
-    gaps: float  #: seconds between the statistics snapshots outside the timed runs
-    startup: float
-    before: ExecutorStatistics
-    after: ExecutorStatistics
+class _Config:
+    """One configuration kept warm for the whole measurement: its executor and its runs."""
 
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
+    def __init__(self, backend: str, workers: int, items: Sequence[Any]) -> None:
+        self.backend = backend
+        self.workers = workers
+        self.items = items
+        self.seconds: list[float] = []
 
-    def point(self, t1: float, work_factor: float, mode: str) -> ScalingPoint:
-        """This measurement against the baseline ``t1`` of ``1 / work_factor`` of the work."""
-        median = max(self.median, _TINY)
-        speedup = work_factor * t1 / median
-        return ScalingPoint(
-            backend=self.backend,
-            workers=self.workers,
-            items=self.items,
-            seconds=self.seconds,
-            median_seconds=self.median,
-            min_seconds=min(self.seconds),
-            max_seconds=max(self.seconds),
-            speedup=speedup,
-            efficiency=speedup / self.workers,
-            karp_flatt=karp_flatt(speedup, self.workers) if mode == "strong" else None,
+    def open(
+        self,
+        stack: ExitStack,
+        fn: Callable[[Any], Any],
+        chunksize: int | None,
+        warmup: int,
+        bar: ProgressBar | None,
+    ) -> None:
+        """Start a fresh executor (timed apart) and warm it up: fn's first trip to each worker."""
+        self.fn, self.chunksize = fn, chunksize
+        self.executor = stack.enter_context(Executor(self.workers, backend=self.backend))
+        started = time.perf_counter()
+        self.executor.start()
+        self.startup = time.perf_counter() - started
+        for _ in range(warmup):
+            self._run()
+            _tick(bar)
+        # The workers' waits that end in the timed runs began at the end of the warm-up (while
+        # the other configurations started): the window they fall in starts here.
+        self.window = time.perf_counter()
+
+    def begin(self) -> None:
+        self.before = self.executor.statistics()
+
+    def run(self) -> float:
+        seconds = self._run()
+        self.seconds.append(seconds)
+        return seconds
+
+    def end(self) -> None:
+        self.after = self.executor.statistics()
+        # Outside its own runs the workers waited: for the other configurations' set-up and runs.
+        self.gaps = max(0.0, time.perf_counter() - self.window - math.fsum(self.seconds))
+
+    def _run(self) -> float:
+        started = time.perf_counter()
+        list(self.executor.imap(self.fn, self.items, chunksize=self.chunksize))
+        return time.perf_counter() - started
+
+    def point(
+        self,
+        baseline: list[float],
+        seconds: list[float],
+        factor: float,
+        mode: str,
+        ceiling: list[float] | None,
+    ) -> ScalingPoint:
+        """This configuration against the baseline run of the same round, and the ceiling's."""
+        speedups = tuple(factor * b / max(s, _TINY) for b, s in zip(baseline, seconds, strict=True))
+        point = _point(self.backend, self.workers, len(self.items), seconds, speedups, mode)
+        share = Estimate(math.nan, math.nan)
+        if ceiling is not None:
+            share = median_estimate(
+                [c / max(s, _TINY) for c, s in zip(ceiling, seconds, strict=True)]
+            )
+        breakdown = _breakdown(self.before, self.after, self.workers, seconds, self.gaps)
+        return replace(
+            point,
             startup_seconds=self.startup,
-            breakdown=_breakdown(self.before, self.after, self.workers, self.seconds, self.gaps),
+            breakdown=breakdown,
+            of_ceiling=share.value,
+            of_ceiling_stderr=share.stderr,
         )
 
 
-class _Measurer:
-    """Runs one point: a fresh executor, started, warmed, then timed."""
+def _point(
+    backend: str,
+    workers: int,
+    items: int,
+    seconds: Sequence[float],
+    speedups: tuple[float, ...],
+    mode: str,
+) -> ScalingPoint:
+    speedup = median_estimate(speedups)
+    nothing = TimeBreakdown(workers * statistics.fmean(seconds), *[math.nan] * 5)
+    return ScalingPoint(
+        backend=backend,
+        workers=workers,
+        items=items,
+        seconds=tuple(seconds),
+        median_seconds=statistics.median(seconds),
+        min_seconds=min(seconds),
+        max_seconds=max(seconds),
+        speedup=speedup.value,
+        efficiency=speedup.value / workers,
+        karp_flatt=karp_flatt(speedup.value, workers) if mode == "strong" else None,
+        startup_seconds=math.nan,
+        breakdown=nothing,
+        speedup_stderr=speedup.stderr,
+        speedups=speedups,
+    )
 
-    def __init__(
-        self,
-        fn: Callable[[Any], Any],
-        repeat: int,
-        warmup: int,
-        chunksize: int | None,
-        bar: ProgressBar | None,
-    ) -> None:
-        self.fn = fn
-        self.repeat = repeat
-        self.warmup = warmup
-        self.chunksize = chunksize
-        self.bar = bar
 
-    def __call__(self, backend: str, workers: int, items: Sequence[Any]) -> _Measured:
-        if self.bar is not None and hasattr(self.bar, "set_postfix_str"):
-            self.bar.set_postfix_str(f"{backend}, {workers} worker{'s' if workers > 1 else ''}")
-        with Executor(workers, backend=backend) as executor:
-            started = time.perf_counter()
-            executor.start()
-            window = time.perf_counter()
-            startup = window - started
-            for _ in range(self.warmup):
-                self._run(executor, items)
-                window = time.perf_counter()
-            # The workers' waits that end in the timed runs began at the end of the warm-up
-            # (or of the start-up): the window they fall in starts there.
-            before = executor.statistics()
-            seconds = tuple(self._run(executor, items) for _ in range(self.repeat))
-            after = executor.statistics()
-            gaps = max(0.0, time.perf_counter() - window - math.fsum(seconds))
-        return _Measured(backend, workers, len(items), seconds, gaps, startup, before, after)
+def _ceiling_run(machine: Ceiling, workers: int) -> Callable[[], float]:
+    return lambda: machine.run(workers)
 
-    def _run(self, executor: Executor, items: Sequence[Any]) -> float:
-        started = time.perf_counter()
-        list(executor.imap(self.fn, items, chunksize=self.chunksize))
-        seconds = time.perf_counter() - started
-        if self.bar is not None:
-            self.bar.update(1)
-        return seconds
+
+def _ceiling_point(
+    workers: int,
+    items: Sequence[Any],
+    baseline: list[float],
+    seconds: list[float],
+    factor: float,
+    mode: str,
+) -> ScalingPoint:
+    speedups = tuple(factor * b / max(s, _TINY) for b, s in zip(baseline, seconds, strict=True))
+    return _point(CEILING, workers, len(items), seconds, speedups, mode)
+
+
+def _tick(bar: ProgressBar | None) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
+def _rounds(
+    jobs: list[Callable[[], float]],
+    least: int,
+    budget: float | None,
+    precision: float,
+    counts: list[int],
+    mode: str,
+    bar: ProgressBar | None,
+) -> tuple[list[list[float]], str]:
+    """Run every job once a round until done: each job's seconds, and why the rounds ended.
+
+    Job 0 is the baseline. With a budget, rounds go on past ``least`` until every job's speed-up
+    against the baseline (its median over rounds) has a relative standard error below
+    ``precision``, or until another round would overrun the budget.
+    """
+    times: list[list[float]] = [[] for _ in jobs]
+    order = list(range(len(jobs)))
+    shuffle = random.Random(_ORDER_SEED).shuffle
+    started = time.perf_counter()
+    while True:
+        round_started = time.perf_counter()
+        shuffle(order)
+        for index in order:
+            times[index].append(jobs[index]())
+            _tick(bar)
+        done = len(times[0])
+        if bar is not None and hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"round {done}")
+        if done < least:
+            continue
+        if budget is None:
+            return times, "rounds"
+        if _stable(times, precision):
+            return times, "stable"
+        now = time.perf_counter()
+        if now - started + (now - round_started) > budget:
+            return times, "budget"
+
+
+def _stable(times: list[list[float]], precision: float) -> bool:
+    """Whether every job's speed-up over the baseline is known to ``precision`` (relative)."""
+    baseline = times[0]
+    for seconds in times[1:]:
+        ratios = [b / max(s, _TINY) for b, s in zip(baseline, seconds, strict=True)]
+        if not median_estimate(ratios).relative_error() < precision:
+            return False
+    return True
+
+
+def _fit(
+    mode: str, speedups: list[tuple[int, tuple[float, ...]]], rounds: int
+) -> AmdahlFit | GustafsonFit:
+    """The law fitted to the median speed-ups, its error bootstrapped over the rounds."""
+    law = fit_gustafson if mode == "weak" else fit_amdahl
+
+    def raw_fraction(picked: list[int]) -> float:
+        medians = [(p, statistics.median(s[i] for i in picked)) for p, s in speedups]
+        return law(medians).raw_serial_fraction
+
+    fit = law([(p, statistics.median(s)) for p, s in speedups])
+    stderr, low, high = bootstrap(rounds, raw_fraction)
+    if math.isnan(fit.raw_serial_fraction):
+        return fit
+    notes = fit_notes(fit.raw_serial_fraction, stderr, low, high)
+    return fit.with_uncertainty(stderr, (low, high), notes)
+
+
+# A point whose 95% interval misses this far past the expected value is worth a note: smaller
+# differences are the kind a quiet machine shows from run to run.
+_NOTABLE = 0.02
+# The machine's ceiling below this share of p cores: the machine was busy with other work.
+_BUSY = 0.9
+
+
+def _report_notes(
+    baseline: ScalingPoint,
+    points: list[ScalingPoint],
+    ceiling: list[ScalingPoint],
+    mode: str,
+) -> list[str]:
+    """What the reader should know before trusting the figures."""
+    notes = []
+    one = next((c for c in ceiling if c.workers == 1), None)
+    if one is not None and _differs(one, 1.0):
+        faster = one.speedup > 1
+        notes.append(
+            f"the serial baseline in this process ran {abs(one.speedup - 1):.0%} "
+            f"{'slower' if faster else 'faster'} than the same work in a fresh process: every "
+            f"speed-up here is {'inflated' if faster else 'deflated'} by about that much"
+        )
+    for point in points:
+        if point.workers == 1 and _differs(point, 1.0):
+            if point.speedup > 1:
+                notes.append(
+                    f"{point.backend} on 1 worker beat the serial baseline "
+                    f"({point.speedup:.2f} ± {point.speedup_stderr:.2f}): a slow baseline or a "
+                    "faster code path (threads allocate from their own heaps), not parallelism"
+                )
+            else:
+                notes.append(
+                    f"{point.backend} on 1 worker ran at {point.speedup:.2f} of the serial "
+                    "speed: the backend's own cost (dispatch, pickling); Amdahl's law is 1 at "
+                    "one worker by definition, so the fit leaves it out"
+                )
+    busiest = max(ceiling, key=lambda c: c.workers, default=None)
+    if busiest is not None and busiest.workers > 1:
+        high = busiest.speedup + 1.96 * _or_zero(busiest.speedup_stderr)
+        if high < _BUSY * busiest.workers:
+            notes.append(
+                f"the machine was busy: {busiest.workers} independent processes reached only "
+                f"{busiest.speedup:.2f}x; the fits describe the load as much as the work "
+                "(compare each point's share of the ceiling)"
+            )
+    for point in (*points, *ceiling):
+        if point.workers > 1 and point.speedup > point.workers and _differs(point, point.workers):
+            notes.append(
+                f"{point.backend} on {point.workers} workers: speed-up {point.speedup:.2f} is "
+                "better than linear beyond the noise: suspect the baseline or caches"
+            )
+    return notes
+
+
+def _differs(point: ScalingPoint, expected: float) -> bool:
+    """Whether ``point``'s speed-up is off ``expected`` by more than noise and than _NOTABLE."""
+    if math.isnan(point.speedup_stderr):
+        return False
+    gap = abs(point.speedup - expected)
+    return gap > 1.96 * point.speedup_stderr and gap > _NOTABLE * expected
+
+
+def _or_zero(x: float) -> float:
+    return 0.0 if math.isnan(x) else x
 
 
 def _breakdown(
@@ -408,7 +695,7 @@ def _breakdown(
     return TimeBreakdown(capacity, busy, serialize, deserialize, idle, other)
 
 
-def _progress_bar(total: int) -> ProgressBar:
+def _progress_bar(total: int | None) -> ProgressBar:
     from tqdm.auto import tqdm
 
     bar: ProgressBar = tqdm(total=total, desc="scale", unit="run", dynamic_ncols=True)
@@ -451,6 +738,22 @@ def _check_backends(backends: Sequence[str]) -> list[str]:
     if len(set(names)) != len(names):
         raise InvalidOptionError(f"a backend is listed twice in {names!r}")
     return names
+
+
+def _check_budget(budget: object) -> float | None:
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget >= 0:
+        raise InvalidOptionError(f"budget must be a number of seconds >= 0 or None, not {budget!r}")
+    return float(budget)
+
+
+def _check_precision(precision: object) -> float:
+    if isinstance(precision, bool) or not isinstance(precision, int | float) or not precision > 0:
+        raise InvalidOptionError(
+            f"precision must be a number > 0, such as 0.005, not {precision!r}"
+        )
+    return float(precision)
 
 
 def _check_runs(what: str, runs: object, least: int) -> int:
@@ -509,10 +812,15 @@ def _row(point: ScalingPoint) -> str:
     kf = "-" if point.karp_flatt is None else f"{round(point.karp_flatt, 3) + 0.0:.3f}"
     shares = point.breakdown.fractions()
     where = " ".join(f"{_percent(shares[k]):>5}" for k in _PARTS)
+    speedup = f"{point.speedup:.2f}"
+    if not math.isnan(point.speedup_stderr):
+        speedup += f" ± {point.speedup_stderr:.2f}"
+    share = "-" if math.isnan(point.of_ceiling) else _percent(point.of_ceiling)
+    startup = "-" if math.isnan(point.startup_seconds) else _secs(point.startup_seconds)
     return (
         f"{point.backend:<10} {point.workers:>7} {point.items:>8} {_secs(point.median_seconds):>9} "
-        f"{_secs(point.min_seconds):>8} {_secs(point.max_seconds):>8} {point.speedup:>8.2f} "
-        f"{_percent(point.efficiency):>7} {kf:>10}  {where}  {_secs(point.startup_seconds):>10}"
+        f"{_secs(point.min_seconds):>8} {_secs(point.max_seconds):>8} {speedup:>14} "
+        f"{_percent(point.efficiency):>7} {share:>10} {kf:>10}  {where}  {startup:>10}"
     )
 
 
@@ -531,6 +839,7 @@ def _percent(fraction: float) -> str:
 def _point_record(point: ScalingPoint) -> dict[str, Any]:
     record = asdict(point)
     record["seconds"] = list(point.seconds)
+    record["speedups"] = list(point.speedups)
     record["breakdown"]["fractions"] = point.breakdown.fractions()
     return record
 
@@ -539,6 +848,9 @@ def _fit_record(fit: AmdahlFit | GustafsonFit) -> dict[str, Any]:
     record = asdict(fit)
     record["law"] = fit.law
     record["predicted"] = {str(p): s for p, s in fit.predicted.items()}
+    record["predicted_range"] = {str(p): list(r) for p, r in fit.predicted_range().items()}
+    record["interval"] = list(fit.interval)
+    record["notes"] = list(fit.notes)
     record["summary"] = fit.summary()
     return record
 
