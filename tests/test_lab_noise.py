@@ -125,16 +125,34 @@ def test_a_one_worker_point_off_the_curve_gets_a_note() -> None:
     assert _report_notes(baseline, [steady], [], "strong") == []
 
 
-def test_a_busy_machine_and_an_unfair_baseline_get_notes() -> None:
+def test_a_busy_machine_gets_a_note() -> None:
     baseline = point(1, [1.0] * 5, backend="serial")
-    ceiling = [
-        point(1, [1.20, 1.21, 1.19, 1.20, 1.22], backend="ceiling"),
-        point(2, [1.30, 1.32, 1.29, 1.31, 1.30], backend="ceiling"),
-    ]
-    notes = _report_notes(baseline, [], ceiling, "strong")
-    assert any(
-        "baseline in this process ran 20% slower than the same work in a fresh" in n for n in notes
-    )
+    busy = [point(2, [1.30, 1.32, 1.29, 1.31, 1.30], backend="ceiling")]
+    notes = _report_notes(baseline, [], busy, "strong")
     assert any(
         "the machine was busy: 2 independent processes reached only 1.30x" in n for n in notes
     )
+    quiet = [point(2, [1.97, 1.99, 1.98, 2.0, 1.98], backend="ceiling")]
+    assert _report_notes(baseline, [], quiet, "strong") == []
+
+
+def test_the_machines_own_departure_from_linear_widens_the_error() -> None:
+    speedups = [(2, (1.90, 1.91, 1.89, 1.90, 1.92, 1.90))]
+    alone = _fit("strong", speedups, 6)
+    machine = _fit("strong", [(2, (1.94, 1.95, 1.93, 1.94, 1.96, 1.94))], 6)
+    both = _fit("strong", speedups, 6, machine)
+    assert both.serial_fraction == alone.serial_fraction
+    assert both.machine_stderr == pytest.approx(
+        math.hypot(machine.raw_serial_fraction, machine.stderr)
+    )
+    assert both.stderr == pytest.approx(math.hypot(alone.stderr, both.machine_stderr))
+    assert both.interval[0] < alone.interval[0] and both.interval[1] > alone.interval[1]
+    assert "machine ± " in both.summary() and "machine" not in alone.summary()
+
+
+def test_without_the_ceiling_the_baseline_runs_in_this_process() -> None:
+    report = scale(
+        tiny_task, range(10), max_workers=[1, 2], backends=["threads"], repeat=1, ceiling=False
+    )
+    assert report.baseline_where == "this process" and not report.ceiling
+    assert report.baseline.startup_seconds >= 0  # its own executor, in this process

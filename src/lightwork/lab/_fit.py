@@ -95,6 +95,9 @@ class AmdahlFit:
     #: 95% interval of the unclamped ``f`` (a bootstrap over rounds, from the lab); NaN if unknown
     interval: tuple[float, float] = (math.nan, math.nan)
     notes: tuple[str, ...] = ()  #: where the noise is larger than the effect, and so on
+    #: the part of ``stderr`` that is the machine's own departure from linear scaling (the
+    #: lab's ceiling), added in quadrature to the rounds' part; NaN when not measured
+    machine_stderr: float = math.nan
 
     law: ClassVar[str] = "amdahl"
 
@@ -108,10 +111,16 @@ class AmdahlFit:
         return 1 / (f + (1 - f) / workers)
 
     def with_uncertainty(
-        self, stderr: float, interval: tuple[float, float], notes: tuple[str, ...]
+        self,
+        stderr: float,
+        interval: tuple[float, float],
+        notes: tuple[str, ...],
+        machine_stderr: float = math.nan,
     ) -> AmdahlFit:
         """This fit with the standard error, interval and notes the lab measured for it."""
-        return replace(self, stderr=stderr, interval=interval, notes=notes)
+        return replace(
+            self, stderr=stderr, interval=interval, notes=notes, machine_stderr=machine_stderr
+        )
 
     def predicted_range(self) -> dict[int, tuple[float, float]]:
         """The predicted speed-ups at the ends of :attr:`interval` (clamped to ``[0, 1]``).
@@ -133,8 +142,8 @@ class AmdahlFit:
         ceiling = "none" if math.isinf(self.ceiling) else f"{self.ceiling:.1f}"
         return (
             f"serial fraction f = {_with_error(self.serial_fraction, self.stderr)}"
-            f"{_interval(self.interval)}, predicted speed-up "
-            f"{_predictions(self.predicted, self.predicted_range())}, ceiling {ceiling}"
+            f"{_uncertainty(self.stderr, self.machine_stderr, self.interval)}, predicted "
+            f"speed-up {_predictions(self.predicted, self.predicted_range())}, ceiling {ceiling}"
             f"{'' if self.notes else _clamp_note(self.raw_serial_fraction, self.serial_fraction)}"
         )
 
@@ -154,6 +163,7 @@ class GustafsonFit:
     n_points: int = 0  #: points with more than one worker
     interval: tuple[float, float] = (math.nan, math.nan)  #: as :class:`AmdahlFit`'s
     notes: tuple[str, ...] = ()
+    machine_stderr: float = math.nan  #: as :class:`AmdahlFit`'s
 
     law: ClassVar[str] = "gustafson"
 
@@ -166,10 +176,16 @@ class GustafsonFit:
         return workers - self.serial_fraction * (workers - 1)
 
     def with_uncertainty(
-        self, stderr: float, interval: tuple[float, float], notes: tuple[str, ...]
+        self,
+        stderr: float,
+        interval: tuple[float, float],
+        notes: tuple[str, ...],
+        machine_stderr: float = math.nan,
     ) -> GustafsonFit:
         """This fit with the standard error, interval and notes the lab measured for it."""
-        return replace(self, stderr=stderr, interval=interval, notes=notes)
+        return replace(
+            self, stderr=stderr, interval=interval, notes=notes, machine_stderr=machine_stderr
+        )
 
     def predicted_range(self) -> dict[int, tuple[float, float]]:
         """The predicted scaled speed-ups at the ends of :attr:`interval`."""
@@ -187,7 +203,8 @@ class GustafsonFit:
             return "serial fraction not determined: it needs runs on more than one worker"
         return (
             f"serial fraction f = {_with_error(self.serial_fraction, self.stderr)}"
-            f"{_interval(self.interval)}, predicted scaled speed-up "
+            f"{_uncertainty(self.stderr, self.machine_stderr, self.interval)}, "
+            "predicted scaled speed-up "
             f"{_predictions(self.predicted, self.predicted_range())}"
             f"{'' if self.notes else _clamp_note(self.raw_serial_fraction, self.serial_fraction)}"
         )
@@ -306,9 +323,15 @@ def _predictions(predicted: dict[int, float], ranges: dict[int, tuple[float, flo
     return ", ".join(parts)
 
 
-def _interval(interval: tuple[float, float]) -> str:
-    low, high = interval
-    return "" if math.isnan(low) else f" (95% interval {low:.3f} to {high:.3f})"
+def _uncertainty(stderr: float, machine: float, interval: tuple[float, float]) -> str:
+    """`` (rounds ± a, machine ± b; 95% interval c to d)``, or as much of it as is known."""
+    parts = []
+    if not math.isnan(machine):
+        rounds = math.sqrt(max(0.0, stderr**2 - machine**2))
+        parts.append(f"rounds ± {rounds:.3f}, machine ± {machine:.3f}")
+    if not math.isnan(interval[0]):
+        parts.append(f"95% interval {interval[0]:.3f} to {interval[1]:.3f}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _ends(predict: Callable[[float], float], interval: tuple[float, float]) -> tuple[float, float]:

@@ -46,7 +46,7 @@ from .._options import available_cpus, check_backend, check_callable, check_chun
 from ._ceiling import Ceiling, CeilingUnavailable
 from ._fit import AmdahlFit, GustafsonFit, fit_amdahl, fit_gustafson, karp_flatt
 from ._modes import BASELINE_BACKEND, CEILING, MODES
-from ._noise import Estimate, bootstrap, fit_notes, median_estimate
+from ._noise import Z_95, Estimate, bootstrap, fit_notes, median_estimate
 
 if TYPE_CHECKING:
     from .._progress import ProgressBar
@@ -154,6 +154,9 @@ class ScalingReport:
     #: why the rounds ended: "rounds" (as many as asked), "stable" (every speed-up known to the
     #: precision asked) or "budget" (the time budget was spent first)
     stopped: str = "rounds"
+    #: where the serial baseline ran: "a fresh process" (with the ceiling: as workers run,
+    #: with a heap that lightwork's own bookkeeping has not shaped) or "this process"
+    baseline_where: str = "this process"
     #: the machine's own: the same work in p independent processes, per worker count; empty
     #: when not measured (``notes`` says why)
     ceiling: tuple[ScalingPoint, ...] = ()
@@ -185,6 +188,7 @@ class ScalingReport:
             f"{' per worker' if weak else ''}; {self.rounds} round"
             f"{'s' if self.rounds != 1 else ''} ({_STOPPED[self.stopped]}), every configuration "
             "once a round in a shuffled order",
+            f"T1: the serial backend in {self.baseline_where}; "
             f"{what} per round, median over rounds ± its standard error"
             + (
                 f"; {CEILING}: the same work in p independent processes (the machine's own limit)"
@@ -226,6 +230,7 @@ class ScalingReport:
             "workload": self.workload,
             "repeat": self.repeat,
             "rounds": self.rounds,
+            "baseline_where": self.baseline_where,
             "stopped": self.stopped,
             "warmup": self.warmup,
             "chunksize": self.chunksize,
@@ -336,25 +341,29 @@ def scale(
     label = name if name is not None else getattr(fn, "__name__", None)
     notes: list[str] = []
     with ExitStack() as stack:
-        configs = [_Config(BASELINE_BACKEND, 1, work(1))]
-        configs += [_Config(b, p, work(p)) for b in names for p in counts]
         machine: Ceiling | None = None
         if ceiling:
             try:
-                machine = stack.enter_context(Ceiling(fn, work, counts, size))
+                machine = stack.enter_context(Ceiling(fn, work, sorted({1, *counts}), size))
             except CeilingUnavailable as error:
                 notes.append(f"the machine's ceiling was not measured: {error}")
+        # The baseline is job 0: the serial backend in a fresh process when the ceiling's
+        # processes are up (see _BASELINE_WHERE), else in this one.
+        configs = [] if machine is not None else [_Config(BASELINE_BACKEND, 1, work(1))]
+        configs += [_Config(b, p, work(p)) for b in names for p in counts]
         jobs: list[Callable[[], float]] = [c.run for c in configs]
+        extra = [1, *(p for p in counts if p > 1)] if machine is not None else []
         if machine is not None:
-            jobs += [_ceiling_run(machine, p) for p in counts]
+            jobs = [_ceiling_run(machine, 1), *jobs]
+            jobs += [_ceiling_run(machine, p) for p in extra[1:]]
         unknown = limit is not None
         bar = _progress_bar(None if unknown else (warm + runs) * len(jobs)) if progress else None
         if bar is not None:
             stack.callback(bar.close)
         for config in configs:
             config.open(stack, fn, size, warm, bar)
-        for job in jobs[len(configs) :]:  # the ceiling's warm-up runs
-            for _ in range(warm):
+        for job in (jobs[:1] + jobs[1 + len(configs) :]) if machine is not None else []:
+            for _ in range(warm):  # the ceiling's warm-up runs
                 job()
                 _tick(bar)
         for config in configs:
@@ -364,24 +373,31 @@ def scale(
             config.end()
     rounds = len(times[0])
     factor = {p: float(p if mode == "weak" else 1) for p in counts}
-    baseline = configs[0].point(times[0], times[0], 1.0, mode, None)
-    ceilings = {
-        p: times[len(configs) + i] for i, p in enumerate(counts) if len(times) > len(configs)
-    }
+    base = times[0]
+    if machine is not None:
+        baseline = _point(BASELINE_BACKEND, 1, len(work(1)), base, (1.0,) * rounds, mode)
+        own = dict(zip(range(1, 1 + len(configs)), configs, strict=True))
+        ceilings = {1: base} | {p: times[1 + len(configs) + i] for i, p in enumerate(extra[1:])}
+    else:
+        baseline = configs[0].point(base, base, 1.0, mode, None)
+        own = dict(zip(range(1, len(configs)), configs[1:], strict=True))
+        ceilings = {}
     points = [
-        c.point(times[0], times[k], factor[c.workers], mode, ceilings.get(c.workers))
-        for k, c in enumerate(configs[1:], start=1)
+        c.point(base, times[k], factor[c.workers], mode, ceilings.get(c.workers))
+        for k, c in own.items()
     ]
     ceiling_points = [
-        _ceiling_point(p, work(p), times[0], ceilings[p], factor[p], mode) for p in ceilings
+        _ceiling_point(p, work(p), base, ceilings[p], factor[p], mode) for p in extra[1:]
     ]
-    fits = {
-        b: _fit(mode, [(p.workers, p.speedups) for p in points if p.backend == b], rounds)
-        for b in names
-    }
     ceiling_fit = None
     if ceiling_points:
         ceiling_fit = _fit(mode, [(p.workers, p.speedups) for p in ceiling_points], rounds)
+    fits = {
+        b: _fit(
+            mode, [(p.workers, p.speedups) for p in points if p.backend == b], rounds, ceiling_fit
+        )
+        for b in names
+    }
     notes += _report_notes(baseline, points, ceiling_points, mode)
     return ScalingReport(
         mode,
@@ -395,6 +411,7 @@ def scale(
         available_cpus(),
         rounds=rounds,
         stopped=stopped,
+        baseline_where="a fresh process" if machine is not None else "this process",
         ceiling=tuple(ceiling_points),
         ceiling_fit=ceiling_fit,
         notes=tuple(notes),
@@ -582,9 +599,19 @@ def _stable(times: list[list[float]], precision: float) -> bool:
 
 
 def _fit(
-    mode: str, speedups: list[tuple[int, tuple[float, ...]]], rounds: int
+    mode: str,
+    speedups: list[tuple[int, tuple[float, ...]]],
+    rounds: int,
+    machine: AmdahlFit | GustafsonFit | None = None,
 ) -> AmdahlFit | GustafsonFit:
-    """The law fitted to the median speed-ups, its error bootstrapped over the rounds."""
+    """The law fitted to the median speed-ups, its error bootstrapped over the rounds.
+
+    With ``machine`` (the law fitted to the ceiling, measured in the same rounds) the error
+    also counts the machine's own departure from linear scaling: independent processes that
+    don't reach p times the serial speed show load (or clocks, or memory bandwidth) that the
+    rounds can't average away, and part of what the pool lost may be that. Both parts are
+    added in quadrature; without the ceiling that part is unknown, and a note says so.
+    """
     law = fit_gustafson if mode == "weak" else fit_amdahl
 
     def raw_fraction(picked: list[int]) -> float:
@@ -592,11 +619,19 @@ def _fit(
         return law(medians).raw_serial_fraction
 
     fit = law([(p, statistics.median(s)) for p, s in speedups])
-    stderr, low, high = bootstrap(rounds, raw_fraction)
     if math.isnan(fit.raw_serial_fraction):
         return fit
-    notes = fit_notes(fit.raw_serial_fraction, stderr, low, high)
-    return fit.with_uncertainty(stderr, (low, high), notes)
+    stderr, low, high = bootstrap(rounds, raw_fraction)
+    raw = fit.raw_serial_fraction
+    from_machine = math.nan
+    if machine is not None and not math.isnan(machine.raw_serial_fraction):
+        from_machine = math.hypot(machine.raw_serial_fraction, _or_zero(machine.stderr))
+        stderr = math.hypot(stderr, from_machine)
+        spread = Z_95 * from_machine
+        low = raw - math.hypot(raw - low, spread)
+        high = raw + math.hypot(high - raw, spread)
+    notes = fit_notes(raw, stderr, low, high)
+    return fit.with_uncertainty(stderr, (low, high), notes, from_machine)
 
 
 # A point whose 95% interval misses this far past the expected value is worth a note: smaller
@@ -614,14 +649,6 @@ def _report_notes(
 ) -> list[str]:
     """What the reader should know before trusting the figures."""
     notes = []
-    one = next((c for c in ceiling if c.workers == 1), None)
-    if one is not None and _differs(one, 1.0):
-        faster = one.speedup > 1
-        notes.append(
-            f"the serial baseline in this process ran {abs(one.speedup - 1):.0%} "
-            f"{'slower' if faster else 'faster'} than the same work in a fresh process: every "
-            f"speed-up here is {'inflated' if faster else 'deflated'} by about that much"
-        )
     for point in points:
         if point.workers == 1 and _differs(point, 1.0):
             if point.speedup > 1:
