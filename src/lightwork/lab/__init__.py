@@ -1,18 +1,19 @@
 """The scaling lab: how much faster does the work get with more workers, and why not more?
 
-:func:`scale` times a function over its items on the serial backend (the baseline T1) and on
-each backend at each worker count, reports speed-up, efficiency, the Karp-Flatt serial fraction
+:func:`scale` times a function over its items on the serial backend (the baseline T1), on each
+backend at each worker count and as independent processes (the machine's own ceiling), taking
+turns in rounds; reports speed-up with its error, efficiency, the Karp-Flatt serial fraction
 and where the workers' time went, and fits Amdahl's law (or Gustafson's, for weak scaling) to
-predict larger machines::
+predict larger machines, saying so where the noise is larger than the effect::
 
     >>> import time
     >>> from lightwork.lab import scale
     >>> report = scale(time.sleep, [0.01] * 16, max_workers=[1, 2, 4],
-    ...                backends=["threads"], repeat=2, chunksize=1, name="sleep")
+    ...                backends=["threads"], repeat=3, chunksize=1, name="sleep")
     >>> print(report.table())  # doctest: +SKIP
-    sleep: strong scaling on 2 CPUs, 16 items, median of 2 runs each; speed-up S = T1 / T(p)
+    sleep: strong scaling on 2 CPUs, 16 items; 3 rounds (as many as asked), ...
     ...
-    threads (Amdahl): serial fraction f = 0.004 ± 0.002, predicted speed-up 4: 4.0, ...
+    threads (Amdahl): serial fraction f = 0.004 ± 0.002 (rounds ± ..., machine ± ...; ...
     >>> report.points[-1].speedup > 2  # 4 threads: ideally 4
     True
     >>> path = report.plot("scaling.png")  # doctest: +SKIP

@@ -654,8 +654,8 @@ def _report_notes(
             if point.speedup > 1:
                 notes.append(
                     f"{point.backend} on 1 worker beat the serial baseline "
-                    f"({point.speedup:.2f} ± {point.speedup_stderr:.2f}): a slow baseline or a "
-                    "faster code path (threads allocate from their own heaps), not parallelism"
+                    f"({point.speedup:.2f} ± {point.speedup_stderr:.2f}): a slower baseline "
+                    "or a faster code path (memory, caches), not parallelism"
                 )
             else:
                 notes.append(

@@ -1,9 +1,10 @@
 """Built-in workloads for ``lightwork scale``: CPU-bound, I/O-bound and pure overhead.
 
 Each task function is defined at module level, so it pickles by reference and every worker
-process imports it from here. Default sizes keep a strong-scaling run of each short: about a
-second of serial work, so that ``lightwork scale pi`` with three repeats on a two-core machine
-takes some ten seconds, start-ups included.
+process imports it from here. Default sizes keep one run of each short, about a second of
+serial work, so that a round of ``lightwork scale pi`` on a two-core machine (the baseline, 1
+and 2 processes, 2 independent ones) takes some three seconds and its minute of budget buys
+some eighteen rounds.
 
 >>> from lightwork.lab import WORKLOADS
 >>> sorted(WORKLOADS)
