@@ -18,7 +18,7 @@ import random
 import threading
 from collections.abc import Callable
 from itertools import repeat, starmap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,7 +137,7 @@ def _count_inside_refined(rng: np.random.Generator, samples: int, block: int) ->
     if n == 0:
         return 0
     draw = _uint64_source(rng)
-    x2, s, flags = _buffers(min(n, block))
+    raw, x2, s, flags = _buffers(min(n, block))
     low_mask = np.uint16(_C - 1)
     shift = np.uint16(_COARSE_BITS)
     threshold = np.uint16(_THRESHOLD)
@@ -147,7 +147,7 @@ def _count_inside_refined(rng: np.random.Generator, samples: int, block: int) ->
         m = min(block, n - done)
         done += m
         # Four 16-bit points per 64-bit word; a final partial word's spare points are dropped.
-        words = draw((m + 3) // 4).view(np.uint16)[:m]
+        words = _fill(draw, raw[: (m + 3) // 4]).view(np.uint16)[:m]
         xb, sb, fb = x2[:m], s[:m], flags[:m]
         np.bitwise_and(words, low_mask, out=xb)
         np.right_shift(words, shift, out=sb)
@@ -164,48 +164,67 @@ def _count_inside_refined(rng: np.random.Generator, samples: int, block: int) ->
         candidates = words[fb]
         if candidates.size:
             inside += _refine(draw, candidates) - int(candidates.size)
-    _kept.last_draw = words
     return inside
 
 
-class _Buffers(threading.local):
-    """What one thread's calls of the NumPy kernel keep between calls (see :func:`_buffers`)."""
+# Words drawn per call of the generator when filling a block: 64 KiB, half glibc's smallest
+# mmap threshold, so the array NumPy allocates for a piece comes from the heap and is reused
+# for the next one (see _buffers). Copying into the block costs a few percent of a task on a
+# thread that never faulted; the faults it avoids cost 10-20% on one that did.
+_PIECE = 1 << 13
 
-    arrays: tuple[NDArray[np.uint16], NDArray[np.uint16], NDArray[np.bool_]] | None = None
-    last_draw: object = None  # the last block's words: held so that a call frees nothing large
+_Arrays: TypeAlias = (
+    "tuple[NDArray[np.uint64], NDArray[np.uint16], NDArray[np.uint16], NDArray[np.bool_]]"
+)
+
+
+class _Buffers(threading.local):
+    """One thread's working arrays for the NumPy kernel, kept from one call to the next."""
+
+    arrays: _Arrays | None = None
 
 
 _kept = _Buffers()
 
 
-def _buffers(size: int) -> tuple[NDArray[np.uint16], NDArray[np.uint16], NDArray[np.bool_]]:
-    """The block's working arrays, kept per thread from one call to the next.
+def _buffers(size: int) -> _Arrays:
+    """A block's working arrays (its words, x**2, the sum, the flags), kept per thread.
 
     This makes a task cost the same on every thread. glibc returns the freed top of the main
     thread's heap to the kernel once it exceeds ``M_TRIM_THRESHOLD`` (dynamic: about twice
-    the largest block freed so far), and the ~1.8 MiB a call freed at its end (these arrays
-    and its last draw) exceeded it: the next call page-faulted them in afresh, ~540 minor
-    faults a task of 2**22 samples, 10-20% of its time here. Threads other than the main one
-    allocate from arenas that glibc does not trim that way, with no faults. So the serial
-    backend and process workers (tasks on the main thread) paid and thread workers did not:
-    one thread beat the serial baseline by 5-20%. Setting ``MALLOC_TRIM_THRESHOLD_`` and
-    ``MALLOC_TOP_PAD_`` large evened them out, and counting faults with
-    ``getrusage(RUSAGE_THREAD).ru_minflt`` per thread showed why. Kept, nothing large is freed
-    at the end of a call: 0 faults a task on any thread of a fresh process (a worker, the
-    command line), ~1.8 MiB held per thread that ran it. (A main thread whose heap is already
-    fragmented by other work can still fault some; glibc's trimming is not ours to switch off.)
+    the largest block freed so far), and a block's 512 KiB of fresh random words, or the 1.3
+    MiB of arrays a call freed at its end, often did: the next block or call page-faulted them
+    in afresh, up to ~540 minor faults a task of 2**22 samples, 10-20% of its time here.
+    Threads other than the main one allocate from arenas that glibc does not trim that way,
+    with no faults. So the serial backend and process workers (tasks on the main thread) paid
+    and thread workers did not: one thread beat the serial baseline by 5-20%. Setting
+    ``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_TOP_PAD_`` large evened them out, and counting
+    faults with ``getrusage(RUSAGE_THREAD).ru_minflt`` per thread showed why; how many faults
+    depended on what the process had allocated before, so no allocation pattern was safe. Now
+    nothing large is allocated per block or per call: the arrays live here (~2 MiB per thread
+    that ran the kernel) and the words are drawn in small pieces (``_fill``).
     """
     import numpy as np
 
     cached = _kept.arrays
-    if cached is None or cached[0].size < size:
+    if cached is None or cached[1].size < size:
         cached = (
+            np.empty((size + 3) // 4, dtype=np.uint64),
             np.empty(size, dtype=np.uint16),
             np.empty(size, dtype=np.uint16),
             np.empty(size, dtype=np.bool_),
         )
         _kept.arrays = cached
-    return cached[0][:size], cached[1][:size], cached[2][:size]
+    return cached[0][: (size + 3) // 4], cached[1][:size], cached[2][:size], cached[3][:size]
+
+
+def _fill(draw: Callable[[int], NDArray[np.uint64]], out: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """``out`` filled with the generator's next ``out.size`` words, drawn ``_PIECE`` at a time:
+    the very words one draw of ``out.size`` gives, since every source draws them in order."""
+    for start in range(0, out.size, _PIECE):
+        stop = min(start + _PIECE, out.size)
+        out[start:stop] = draw(stop - start)
+    return out
 
 
 def _uint64_source(rng: np.random.Generator) -> Callable[[int], NDArray[np.uint64]]:
