@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: scale pi test lint bytecode
+.PHONY: scale pi test lint bytecode cpython-suite
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,9 +27,14 @@ pi: bytecode
 	$(VENV)/bin/lightwork pi
 
 lint: bytecode
-	$(VENV)/bin/ruff check src tests bench examples docs
-	$(VENV)/bin/ruff format --check src tests bench examples docs
+	$(VENV)/bin/ruff check src tests bench examples docs tools
+	$(VENV)/bin/ruff format --check src tests bench examples docs tools
 	$(VENV)/bin/mypy
 
 test: lint
 	$(PYTHON) -m pytest
+
+# CPython's own test_concurrent_futures against lightwork.Executor (see tools/cpython_suite.py).
+# Fetches Debian's libpython3.X-testsuite once into ~/.cache/lightwork; nothing enters the repo.
+cpython-suite: bytecode
+	$(PYTHON) tools/cpython_suite.py

@@ -206,7 +206,7 @@ def test_work_given_to_a_pool_finishes_at_interpreter_exit(backend: str) -> None
         f"ex = lightwork.Executor(2, backend={backend!r})\n"
         "def slow(x):\n"
         "    time.sleep(0.2)\n"
-        "    print('done', x, flush=True)\n"
+        "    print(f'done {x}', flush=True)\n"
         "for i in range(6):\n"
         "    ex.submit(slow, i)\n"
     )
@@ -240,3 +240,31 @@ def test_a_thread_abandoned_by_task_timeout_does_not_block_exit() -> None:
     )
     assert done.stdout == "TaskTimeoutError 1\n"
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_a_pool_dropped_without_shutdown_finishes_its_work_and_stops(backend: str) -> None:
+    ex = lightwork.Executor(2, backend=backend)
+    future = ex.submit(sleep_then, (0.2, "done"))
+    workers = ex.statistics().workers_started
+    del ex
+    gc.collect()
+    assert future.result(timeout=30) == "done"  # what was submitted still runs
+    assert workers <= 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        t.name.startswith("lightwork-") for t in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("lightwork-")]
+
+
+def test_shutdown_cancelling_futures_on_threads_keeps_what_already_started() -> None:
+    # As CPython's ThreadPoolShutdownTest.test_cancel_futures: work queued behind running
+    # tasks is cancelled, the tasks the threads already took finish.
+    ex = lightwork.Executor(5, backend="threads")
+    futures = [ex.submit(time.sleep, 0.1) for _ in range(50)]
+    ex.shutdown(cancel_futures=True)
+    cancelled = [f for f in futures if f.cancelled()]
+    finished = [f for f in futures if f.done() and not f.cancelled()]
+    assert len(cancelled) > 20 and finished

@@ -17,8 +17,8 @@ from conftest import MakeExecutor
 from tasks import square
 
 BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
-    ({"max_workers": 0}, "max_workers must be at least 1"),
-    ({"max_workers": -2}, "max_workers must be at least 1"),
+    ({"max_workers": 0}, "max_workers must be greater than 0"),
+    ({"max_workers": -2}, "max_workers must be greater than 0"),
     ({"max_workers": 1.5}, "max_workers must be a positive int"),
     ({"backend": "gpu"}, "unknown backend 'gpu': choose one of 'serial'"),
     ({"backend": "thread"}, "unknown backend 'thread': did you mean 'threads'\\?"),

@@ -151,6 +151,7 @@ class RemoteTraceback(Exception):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
+        self.tb = text  # the attribute ProcessPoolExecutor's own remote traceback has
 
     def __str__(self) -> str:
         return self.text

@@ -107,7 +107,8 @@ def check_max_workers(max_workers: object) -> int:
     if isinstance(max_workers, bool) or not isinstance(max_workers, int):
         raise InvalidOptionError(f"max_workers must be a positive int or None, not {max_workers!r}")
     if max_workers <= 0:
-        raise InvalidOptionError(f"max_workers must be at least 1, not {max_workers}")
+        # The standard library's words, which code written for it may match on.
+        raise InvalidOptionError(f"max_workers must be greater than 0, not {max_workers}")
     return max_workers
 
 

@@ -178,8 +178,10 @@ class ThreadBackend(Backend):
             raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
         if self.broken is not None:  # as ThreadPoolExecutor does, once it is broken
             raise copy_error(self.broken)
-        self._ensure_threads()
+        # Queued first: a thread started now takes it at once (before a shutdown that
+        # cancels what is still queued), as in ThreadPoolExecutor.
         self.queue.put(attempt)
+        self._ensure_threads()
 
     def _ensure_threads(self) -> None:
         if not self._threads:
@@ -297,15 +299,22 @@ class ThreadBackend(Backend):
                 live[0].thread.join(WATCHDOG_INTERVAL)
 
     def _take_queued(self) -> list[Attempt]:
-        """Empty the queue: the attempts no thread has taken yet (stop markers are dropped)."""
+        """Take the attempts no thread has taken yet; shutdown's stop markers stay queued (a
+        thread still in a failing initializer must find its own)."""
         taken: list[Attempt] = []
+        markers = 0
         while True:
             try:
                 attempt = self.queue.get_nowait()
             except queue.Empty:
-                return taken
-            if attempt is not None:
+                break
+            if attempt is None:
+                markers += 1
+            else:
                 taken.append(attempt)
+        for _ in range(markers):
+            self.queue.put(None)
+        return taken
 
     def cancel_pending(self) -> None:
         for attempt in self._take_queued():

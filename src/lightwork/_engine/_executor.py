@@ -169,6 +169,10 @@ class Executor(concurrent.futures.Executor):
         # Executor.map calls nobody has read yet: shutdown runs them to the end (see map)
         self._unread: dict[int, tuple[_UnreadChunks, weakref.ref[Results[Any]]]] = {}
         self._map_keys = itertools.count()
+        # Dropped without shutdown(): its pools finish their work and stop, as the standard
+        # library's do, instead of holding workers until the interpreter exits.
+        finalizer = weakref.finalize(self, _shut_down_backends, self._backends)
+        finalizer.atexit = False  # at exit, each backend's own exit hook does it
 
     # ---- concurrent.futures.Executor --------------------------------------------------------
 
@@ -636,7 +640,7 @@ class Executor(concurrent.futures.Executor):
                         fed += len(batch)
                         in_flight += 1
                         backend.submit(Attempt(chunk, 0, len(batch)))
-                    if not job.done.empty():
+                    if not prime and not job.done.empty():  # (priming fills the window)
                         done = job.done.get_nowait()
                     elif not exhausted and in_flight < max_in_flight:
                         continue
@@ -815,6 +819,11 @@ def _outcomes_with_errors(
             yield error
         else:
             raise error
+
+
+def _shut_down_backends(backends: dict[str, Backend]) -> None:
+    for backend in list(backends.values()):
+        backend.shutdown(wait=False)
 
 
 def _common_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
