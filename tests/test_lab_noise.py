@@ -27,7 +27,7 @@ def logging_jobs(count: int, log: list[int], seconds: float = 1.0) -> list[objec
 
 def test_every_configuration_runs_once_a_round_in_a_shuffled_order() -> None:
     log: list[int] = []
-    times, stopped = _rounds(logging_jobs(4, log), 6, None, 0.005, [1, 2], "strong", None)  # type: ignore[arg-type]
+    times, stopped = _rounds(logging_jobs(4, log), 6, None, 0.005, None)  # type: ignore[arg-type]
     assert stopped == "rounds" and [len(t) for t in times] == [6, 6, 6, 6]
     rounds = [log[i : i + 4] for i in range(0, len(log), 4)]
     assert all(sorted(r) == [0, 1, 2, 3] for r in rounds)
@@ -37,7 +37,7 @@ def test_every_configuration_runs_once_a_round_in_a_shuffled_order() -> None:
 def test_rounds_stop_once_every_speedup_is_stable() -> None:
     log: list[int] = []
     # Identical times: every ratio's spread is 0, stable at the fewest rounds allowed.
-    times, stopped = _rounds(logging_jobs(3, log), 3, 60.0, 0.005, [1], "strong", None)  # type: ignore[arg-type]
+    times, stopped = _rounds(logging_jobs(3, log), 3, 60.0, 0.005, None)  # type: ignore[arg-type]
     assert stopped == "stable" and len(times[0]) == 3
 
 
@@ -48,7 +48,7 @@ def test_rounds_stop_when_the_budget_is_spent() -> None:
         time.sleep(0.002)
         return next(noise)
 
-    times, stopped = _rounds([lambda: 0.01, noisy], 3, 0.05, 0.005, [1], "strong", None)
+    times, stopped = _rounds([lambda: 0.01, noisy], 3, 0.05, 0.005, None)
     assert stopped == "budget" and len(times[0]) >= 3
 
 
@@ -115,25 +115,23 @@ def test_better_than_linear_speedup_is_never_a_confident_fit() -> None:
 
 
 def test_a_one_worker_point_off_the_curve_gets_a_note() -> None:
-    baseline = point(1, [1.0] * 5, backend="serial")
     slow = point(1, [0.95, 0.96, 0.95, 0.94, 0.95])
     fast = point(1, [1.30, 1.35, 1.33, 1.36, 1.34], backend="threads")
-    notes = _report_notes(baseline, [slow, fast], [], "strong")
+    notes = _report_notes([slow, fast], [])
     assert any("processes on 1 worker ran at 0.95" in n and "1 at one worker" in n for n in notes)
     assert any("threads on 1 worker beat the serial baseline" in n for n in notes)
     steady = point(1, [0.999, 1.001, 1.0, 0.998, 1.002])
-    assert _report_notes(baseline, [steady], [], "strong") == []
+    assert _report_notes([steady], []) == []
 
 
 def test_a_busy_machine_gets_a_note() -> None:
-    baseline = point(1, [1.0] * 5, backend="serial")
     busy = [point(2, [1.30, 1.32, 1.29, 1.31, 1.30], backend="ceiling")]
-    notes = _report_notes(baseline, [], busy, "strong")
+    notes = _report_notes([], busy)
     assert any(
         "the machine was busy: 2 independent processes reached only 1.30x" in n for n in notes
     )
     quiet = [point(2, [1.97, 1.99, 1.98, 2.0, 1.98], backend="ceiling")]
-    assert _report_notes(baseline, [], quiet, "strong") == []
+    assert _report_notes([], quiet) == []
 
 
 def test_the_machines_own_departure_from_linear_widens_the_error() -> None:

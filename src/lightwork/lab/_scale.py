@@ -347,47 +347,50 @@ def scale(
                 machine = stack.enter_context(Ceiling(fn, work, sorted({1, *counts}), size))
             except CeilingUnavailable as error:
                 notes.append(f"the machine's ceiling was not measured: {error}")
-        # The baseline is job 0: the serial backend in a fresh process when the ceiling's
-        # processes are up (see _BASELINE_WHERE), else in this one.
-        configs = [] if machine is not None else [_Config(BASELINE_BACKEND, 1, work(1))]
-        configs += [_Config(b, p, work(p)) for b in names for p in counts]
-        jobs: list[Callable[[], float]] = [c.run for c in configs]
-        extra = [1, *(p for p in counts if p > 1)] if machine is not None else []
+        # Every job by (backend, workers), the baseline first. With the ceiling's processes up,
+        # the baseline is the serial backend in one of them (see ScalingReport.baseline_where).
+        jobs: dict[tuple[str, int], Callable[[], float]] = {}
+        configs = [_Config(b, p, work(p)) for b in names for p in counts]
+        if machine is None:
+            configs.insert(0, _Config(BASELINE_BACKEND, 1, work(1)))
+        else:
+            jobs[BASELINE_BACKEND, 1] = _ceiling_run(machine, 1)
+        jobs |= {(c.backend, c.workers): c.run for c in configs}
         if machine is not None:
-            jobs = [_ceiling_run(machine, 1), *jobs]
-            jobs += [_ceiling_run(machine, p) for p in extra[1:]]
-        unknown = limit is not None
-        bar = _progress_bar(None if unknown else (warm + runs) * len(jobs)) if progress else None
+            jobs |= {(CEILING, p): _ceiling_run(machine, p) for p in counts if p > 1}
+        total = None if limit is not None else (warm + runs) * len(jobs)
+        bar = _progress_bar(total) if progress else None
         if bar is not None:
             stack.callback(bar.close)
         for config in configs:
             config.open(stack, fn, size, warm, bar)
-        for job in (jobs[:1] + jobs[1 + len(configs) :]) if machine is not None else []:
-            for _ in range(warm):  # the ceiling's warm-up runs
-                job()
-                _tick(bar)
+        for key, job in jobs.items():
+            if key[0] in (BASELINE_BACKEND, CEILING) and machine is not None:
+                for _ in range(warm):  # the independent processes' warm-up runs
+                    job()
+                    _tick(bar)
         for config in configs:
             config.begin()
-        times, stopped = _rounds(jobs, runs, limit, target, counts, mode, bar)
+        measured, stopped = _rounds(list(jobs.values()), runs, limit, target, bar)
         for config in configs:
             config.end()
-    rounds = len(times[0])
+    times = dict(zip(jobs, measured, strict=True))
+    base = times[BASELINE_BACKEND, 1]
+    rounds = len(base)
     factor = {p: float(p if mode == "weak" else 1) for p in counts}
-    base = times[0]
-    if machine is not None:
-        baseline = _point(BASELINE_BACKEND, 1, len(work(1)), base, (1.0,) * rounds, mode)
-        own = dict(zip(range(1, 1 + len(configs)), configs, strict=True))
-        ceilings = {1: base} | {p: times[1 + len(configs) + i] for i, p in enumerate(extra[1:])}
+    if machine is None:
+        baseline = configs.pop(0).point(base, base, 1.0, mode, None)
     else:
-        baseline = configs[0].point(base, base, 1.0, mode, None)
-        own = dict(zip(range(1, len(configs)), configs[1:], strict=True))
-        ceilings = {}
+        baseline = _point(BASELINE_BACKEND, 1, len(work(1)), base, (1.0,) * rounds, mode)
+    ceilings = {p: seconds for (backend, p), seconds in times.items() if backend == CEILING}
+    shares = {1: base, **ceilings} if machine is not None else {}
     points = [
-        c.point(base, times[k], factor[c.workers], mode, ceilings.get(c.workers))
-        for k, c in own.items()
+        c.point(base, times[c.backend, c.workers], factor[c.workers], mode, shares.get(c.workers))
+        for c in configs
     ]
     ceiling_points = [
-        _ceiling_point(p, work(p), base, ceilings[p], factor[p], mode) for p in extra[1:]
+        _ceiling_point(p, work(p), base, seconds, factor[p], mode)
+        for p, seconds in ceilings.items()
     ]
     ceiling_fit = None
     if ceiling_points:
@@ -398,7 +401,7 @@ def scale(
         )
         for b in names
     }
-    notes += _report_notes(baseline, points, ceiling_points, mode)
+    notes += _report_notes(points, ceiling_points)
     return ScalingReport(
         mode,
         label,
@@ -554,8 +557,6 @@ def _rounds(
     least: int,
     budget: float | None,
     precision: float,
-    counts: list[int],
-    mode: str,
     bar: ProgressBar | None,
 ) -> tuple[list[list[float]], str]:
     """Run every job once a round until done: each job's seconds, and why the rounds ended.
@@ -641,12 +642,7 @@ _NOTABLE = 0.02
 _BUSY = 0.9
 
 
-def _report_notes(
-    baseline: ScalingPoint,
-    points: list[ScalingPoint],
-    ceiling: list[ScalingPoint],
-    mode: str,
-) -> list[str]:
+def _report_notes(points: list[ScalingPoint], ceiling: list[ScalingPoint]) -> list[str]:
     """What the reader should know before trusting the figures."""
     notes = []
     for point in points:
