@@ -132,6 +132,10 @@ def test_cli_pi_runs_with_its_defaults(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["pi"]) == 0  # 10**8 samples: well under a second on two cores
     out = capsys.readouterr().out
     assert "100,000,000 samples in" in out and "numpy kernel" in out
+    # auto says how many threads it chose, and the rate line names the same number.
+    chose = re.search(r"(\d+) threads? to keep", out)
+    ran = re.search(r"on (\d+) threads? \(", out)
+    assert chose and ran and chose[1] == ran[1], out
 
 
 @pytest.mark.parametrize(

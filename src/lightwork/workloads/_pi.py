@@ -119,7 +119,10 @@ def monte_carlo_pi(
     seconds = time.perf_counter() - started
     result = _estimate(inside, total, seconds, workers, backend, kernel, seed)
     if choice is not None:
-        result = replace(result, backend=choice.backend, auto_reason=choice.reason)
+        # The workers auto ran the tasks on, which may differ from the executor's default.
+        result = replace(
+            result, backend=choice.backend, auto_reason=choice.reason, max_workers=choice.workers
+        )
     return result
 
 
