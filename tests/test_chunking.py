@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lightwork._chunking import (
+from lightwork._core._chunking import (
     MAX_CHUNK,
     MAX_CHUNK_BYTES,
     MIN_CHUNK_SECONDS,

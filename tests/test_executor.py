@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import lightwork
-from lightwork._chunking import MAX_CHUNK
+from lightwork._core._chunking import MAX_CHUNK
 
 from conftest import MakeExecutor, pids_of
 from tasks import (

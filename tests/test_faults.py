@@ -373,7 +373,7 @@ def test_a_main_module_without_a_main_guard_fails_fast_and_says_why(tmp_path: Pa
     assert done.returncode != 0 and done.stdout == ""
     last = done.stderr.strip().splitlines()[-1]  # the error, naming no task: none ran
     # (ProcessPoolCrashedError: a WorkerCrashedError that is also a BrokenProcessPool)
-    assert last.startswith("lightwork._errors.ProcessPoolCrashedError") and "__main__" in last
+    assert last.startswith("lightwork._core._errors.ProcessPoolCrashedError") and "__main__" in last
     assert "worker is importing your main module" in done.stderr  # each worker's own reason
 
 

@@ -1,6 +1,6 @@
 """What each process imports: ``import lightwork`` in a program, and a worker's start.
 
-A worker imports only its task loop (lightwork._engine._run and the wire format): every
+A worker imports only its task loop (lightwork._core._run and the wire format): every
 spawned worker, and a forkserver before its first worker, pays for each module before the
 first task runs, so typing, dataclasses, inspect, logging and the parent's bookkeeping stay out.
 """
@@ -22,10 +22,10 @@ NOT_IN_A_WORKER = (
     "logging",
     "concurrent.futures",
     "cloudpickle",
-    "lightwork._engine._tasks",
+    "lightwork._core._tasks",
     "lightwork._engine._executor",
-    "lightwork._errors",
-    "lightwork._options",
+    "lightwork._core._errors",
+    "lightwork._core._options",
 )
 
 
@@ -92,7 +92,7 @@ def test_a_worker_mapping_a_large_array_loads_no_parent_side_module() -> None:
         "    total, modules = ex.submit(eval, expr, {'a': np.ones(1 << 18)}).result()\n"
         "assert total == 1 << 18\n"
         "parent_side = ('cloudpickle', 'lightwork._backends._processes._arrays', "
-        "'lightwork._engine._tasks')\n"
+        "'lightwork._core._tasks')\n"
         "print([m for m in parent_side if m in modules])\n"
     )
     assert loaded == "[]"

@@ -304,7 +304,7 @@ def _drain(results: Iterator[float], stream: ArrayStream, count: Callable[[], in
 
 
 def test_a_stream_of_arrays_holds_only_the_chunks_in_flight() -> None:
-    from lightwork._chunking import MAX_CHUNK_BYTES
+    from lightwork._core._chunking import MAX_CHUNK_BYTES
 
     stream = ArrayStream(300)  # 600 MiB in all
     # 2 workers x (look-ahead 2 + 2 held for order) chunks of MAX_CHUNK_BYTES at most
@@ -319,7 +319,7 @@ def test_a_stream_of_arrays_lent_to_fork_workers_holds_only_those_in_flight(
     lend_small_arrays: None, no_copy: None
 ) -> None:
     from lightwork._backends._processes import _mapped
-    from lightwork._chunking import MAX_CHUNK_BYTES
+    from lightwork._core._chunking import MAX_CHUNK_BYTES
 
     stream = ArrayStream(120)
     bound = 8 * MAX_CHUNK_BYTES // (ARRAY_THRESHOLD_BYTES * 2)

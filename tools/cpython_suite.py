@@ -98,7 +98,7 @@ KNOWN_EXCEPTIONS: dict[str, str] = {
     "*.test_submit_after_interpreter_shutdown": (
         "wording of a type: the same message, 'cannot schedule new futures after interpreter "
         "shutdown', raised as lightwork.ExecutorShutdownError (a RuntimeError), so the "
-        "traceback the test reads says 'lightwork._errors.ExecutorShutdownError: cannot "
+        "traceback the test reads says 'lightwork._core._errors.ExecutorShutdownError: cannot "
         "schedule...' where the test looks for 'RuntimeError: cannot schedule...'"
     ),
 }

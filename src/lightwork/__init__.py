@@ -17,32 +17,32 @@ tqdm, Dask and matplotlib only by the features that need them.
 import importlib
 
 # Names load on first use: ``import lightwork`` imports nothing else, because a worker process
-# imports the package too and needs only its task loop (see lightwork._engine._run).
+# imports the package too and needs only its task loop (see lightwork._core._run).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
+    from ._core._errors import BrokenWorkerError as BrokenWorkerError
+    from ._core._errors import ExecutorShutdownError as ExecutorShutdownError
+    from ._core._errors import InvalidArgumentError as InvalidArgumentError
+    from ._core._errors import InvalidOptionError as InvalidOptionError
+    from ._core._errors import LightworkError as LightworkError
+    from ._core._errors import MissingDependencyError as MissingDependencyError
+    from ._core._errors import RemoteTraceback as RemoteTraceback
+    from ._core._errors import SerializationError as SerializationError
+    from ._core._errors import TaskTimeoutError as TaskTimeoutError
+    from ._core._errors import WorkerCrashedError as WorkerCrashedError
+    from ._core._errors import WorkerInitializationError as WorkerInitializationError
+    from ._core._options import available_cpus as available_cpus
+    from ._core._random import random as random
+    from ._core._random import rng as rng
+    from ._core._stats import ExecutorStatistics as ExecutorStatistics
+    from ._core._stats import WorkerStatistics as WorkerStatistics
     from ._engine._api import imap as imap
     from ._engine._api import map as map
     from ._engine._api import starmap as starmap
     from ._engine._executor import Executor as Executor
-    from ._engine._stats import ExecutorStatistics as ExecutorStatistics
-    from ._engine._stats import WorkerStatistics as WorkerStatistics
-    from ._errors import BrokenWorkerError as BrokenWorkerError
-    from ._errors import ExecutorShutdownError as ExecutorShutdownError
-    from ._errors import InvalidArgumentError as InvalidArgumentError
-    from ._errors import InvalidOptionError as InvalidOptionError
-    from ._errors import LightworkError as LightworkError
-    from ._errors import MissingDependencyError as MissingDependencyError
-    from ._errors import RemoteTraceback as RemoteTraceback
-    from ._errors import SerializationError as SerializationError
-    from ._errors import TaskTimeoutError as TaskTimeoutError
-    from ._errors import WorkerCrashedError as WorkerCrashedError
-    from ._errors import WorkerInitializationError as WorkerInitializationError
-    from ._options import available_cpus as available_cpus
     from ._pipeline import Pipeline as Pipeline
     from ._pipeline import PipelineStatistics as PipelineStatistics
     from ._pipeline import StageStatistics as StageStatistics
-    from ._random import random as random
-    from ._random import rng as rng
     from ._shared import Shared as Shared
     from ._shared import SharedArray as SharedArray
     from ._shared import SharedClosedError as SharedClosedError
@@ -58,25 +58,25 @@ _LAZY = {
     "imap": "._engine._api",
     "starmap": "._engine._api",
     "Executor": "._engine._executor",
-    "ExecutorStatistics": "._engine._stats",
-    "WorkerStatistics": "._engine._stats",
-    "BrokenWorkerError": "._errors",
-    "ExecutorShutdownError": "._errors",
-    "InvalidArgumentError": "._errors",
-    "InvalidOptionError": "._errors",
-    "LightworkError": "._errors",
-    "MissingDependencyError": "._errors",
-    "RemoteTraceback": "._errors",
-    "SerializationError": "._errors",
-    "TaskTimeoutError": "._errors",
-    "WorkerCrashedError": "._errors",
-    "WorkerInitializationError": "._errors",
-    "available_cpus": "._options",
+    "ExecutorStatistics": "._core._stats",
+    "WorkerStatistics": "._core._stats",
+    "BrokenWorkerError": "._core._errors",
+    "ExecutorShutdownError": "._core._errors",
+    "InvalidArgumentError": "._core._errors",
+    "InvalidOptionError": "._core._errors",
+    "LightworkError": "._core._errors",
+    "MissingDependencyError": "._core._errors",
+    "RemoteTraceback": "._core._errors",
+    "SerializationError": "._core._errors",
+    "TaskTimeoutError": "._core._errors",
+    "WorkerCrashedError": "._core._errors",
+    "WorkerInitializationError": "._core._errors",
+    "available_cpus": "._core._options",
     "Pipeline": "._pipeline",
     "PipelineStatistics": "._pipeline",
     "StageStatistics": "._pipeline",
-    "random": "._random",
-    "rng": "._random",
+    "random": "._core._random",
+    "rng": "._core._random",
     "Shared": "._shared",
     "SharedArray": "._shared",
     "SharedClosedError": "._shared",

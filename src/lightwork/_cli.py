@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import LightworkError
-from ._options import BACKENDS, check_backend
+from ._core._errors import LightworkError
+from ._core._options import BACKENDS, check_backend
 
 
 def parse_count(text: str) -> int:

@@ -52,10 +52,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from ._core._errors import InvalidOptionError
+from ._core._options import check_callable, check_chunksize, check_iterable
+from ._core._stats import ExecutorStatistics
 from ._engine._executor import Executor
-from ._engine._stats import ExecutorStatistics
-from ._errors import InvalidOptionError
-from ._options import check_callable, check_chunksize, check_iterable
 
 __all__ = ["Pipeline", "PipelineStatistics", "StageStatistics"]
 

@@ -76,7 +76,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
-from ._errors import InvalidOptionError, LightworkError
+from ._core._errors import InvalidOptionError, LightworkError
 
 if sys.platform != "win32":
     import fcntl

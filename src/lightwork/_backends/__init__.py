@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # a worker imports this package: not typing (see lightwork._engine._run)
+TYPE_CHECKING = False  # a worker imports this package: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
     from typing import Any
 

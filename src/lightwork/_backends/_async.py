@@ -18,15 +18,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._engine._counters import WorkerCounters
-from .._engine._run import add_task_note
-from .._engine._tasks import Attempt, Job
-from .._errors import TaskTimeoutError
-from .._random import async_task
+from .._core._counters import WorkerCounters
+from .._core._errors import TaskTimeoutError
+from .._core._random import async_task
+from .._core._run import add_task_note
+from .._core._tasks import Attempt, Job
 from ._base import Backend
 
 if TYPE_CHECKING:
-    from .._engine._stats import WorkerStatistics
+    from .._core._stats import WorkerStatistics
 
 
 class AsyncBackend(Backend):

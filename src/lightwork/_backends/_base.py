@@ -5,11 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from .._chunking import MAX_CHUNK
-from .._engine._tasks import Attempt, Job
+from .._core._chunking import MAX_CHUNK
+from .._core._tasks import Attempt, Job
 
 if TYPE_CHECKING:
-    from .._engine._stats import WorkerStatistics
+    from .._core._stats import WorkerStatistics
 
 
 class Backend(ABC):
@@ -24,7 +24,7 @@ class Backend(ABC):
     lookahead: ClassVar[int] = 2
     #: what sending one chunk costs, roughly: chunks are sized to make it negligible
     dispatch_seconds: ClassVar[float] = 50e-6
-    #: items in one chunk at most (see lightwork._chunking.MAX_CHUNK)
+    #: items in one chunk at most (see lightwork._core._chunking.MAX_CHUNK)
     max_chunk: ClassVar[int] = MAX_CHUNK
     #: a chunk size to use instead of measuring, for backends where measuring means nothing
     default_chunksize: ClassVar[int | None] = None

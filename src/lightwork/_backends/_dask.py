@@ -33,21 +33,21 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._engine._counters import WorkerCounters
-from .._engine._run import add_task_note
-from .._engine._tasks import Attempt, Job, fail_attempt
-from .._errors import (
+from .._core._counters import WorkerCounters
+from .._core._errors import (
     ExecutorShutdownError,
     MissingDependencyError,
     SerializationError,
     TaskTimeoutError,
     WorkerCrashedError,
 )
+from .._core._run import add_task_note
+from .._core._tasks import Attempt, Job, fail_attempt
 from ._base import Backend
 from ._processes._wire import dumps
 
 if TYPE_CHECKING:
-    from .._engine._stats import WorkerStatistics
+    from .._core._stats import WorkerStatistics
 
 INSTALL_HINT = "the dask backend needs dask.distributed: pip install 'lightwork[dask]'"
 # How often the client checks task deadlines when a task_timeout is set.
@@ -134,7 +134,7 @@ def run_remote(
         if key not in _remote_shared:
             _remote_shared[key] = _RemoteShared(value)
 
-    from .._engine._run import Work, run_chunk
+    from .._core._run import Work, run_chunk
     from ._processes._wire import dumps, encode_error
 
     fn, retries, retry_on = pickle.loads(spec)

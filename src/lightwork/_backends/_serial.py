@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._engine._counters import WorkerCounters
-from .._engine._run import run_chunk
-from .._engine._tasks import Attempt, copy_error, fail_attempt
-from .._errors import WorkerInitializationError
+from .._core._counters import WorkerCounters
+from .._core._errors import WorkerInitializationError
+from .._core._run import run_chunk
+from .._core._tasks import Attempt, copy_error, fail_attempt
 from ._base import Backend
 
 if TYPE_CHECKING:
-    from .._engine._stats import WorkerStatistics
+    from .._core._stats import WorkerStatistics
 
 
 class SerialBackend(Backend):

@@ -20,20 +20,20 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._engine._counters import WorkerCounters
-from .._engine._run import run_chunk
-from .._engine._tasks import Attempt, copy_error, fail_attempt
-from .._errors import (
+from .._core._counters import WorkerCounters
+from .._core._errors import (
     BrokenWorkerError,
     ExecutorShutdownError,
     TaskTimeoutError,
     WorkerInitializationError,
     as_thread_pool_error,
 )
+from .._core._run import run_chunk
+from .._core._tasks import Attempt, copy_error, fail_attempt
 from ._base import Backend
 
 if TYPE_CHECKING:
-    from .._engine._stats import WorkerStatistics
+    from .._core._stats import WorkerStatistics
 
 # How often the watchdog looks for over-time tasks, at most: a deadline is met within this.
 WATCHDOG_INTERVAL = 0.05

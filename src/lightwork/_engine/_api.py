@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
-from .._errors import InvalidArgumentError
-from .._options import check_backend, check_max_workers
+from .._core._errors import InvalidArgumentError
+from .._core._options import check_backend, check_max_workers
 from ._executor import _UNSET, Executor, Results
 
 T = TypeVar("T")

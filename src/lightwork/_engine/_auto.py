@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._run import run_chunk
-from ._tasks import Job
+from .._core._run import run_chunk
+from .._core._tasks import Job
 
 # Enough probe time for a stable per-task estimate; little enough to be noise on a real job.
 PROBE_SECONDS = 0.02

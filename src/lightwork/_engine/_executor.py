@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._backends import create_backend
 from .._backends._base import Backend
-from .._chunking import ChunkSizer
-from .._errors import ExecutorShutdownError, InvalidArgumentError, InvalidOptionError
-from .._options import (
+from .._core._chunking import ChunkSizer
+from .._core._errors import ExecutorShutdownError, InvalidArgumentError, InvalidOptionError
+from .._core._options import (
     RunOptions,
     check_backend,
     check_callable,
@@ -41,12 +41,12 @@ from .._options import (
     check_timeout,
     check_wait_timeout,
 )
-from ._run import Call, Star
-from ._tasks import Attempt, Chunk, FutureJob, StreamJob
+from .._core._run import Call, Star
+from .._core._tasks import Attempt, Chunk, FutureJob, StreamJob
 
 if TYPE_CHECKING:
+    from .._core._stats import ExecutorStatistics
     from ._auto import AutoChoice
-    from ._stats import ExecutorStatistics
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -372,7 +372,7 @@ class Executor(concurrent.futures.Executor):
         backends = list(self._backends.values())
         workers = tuple(w for b in backends for w in b.worker_statistics())
         extra = [b.extra_statistics() for b in backends]
-        from ._stats import ExecutorStatistics  # see _stats: not on a first result's path
+        from .._core._stats import ExecutorStatistics  # see _stats: not on a first result's path
 
         return ExecutorStatistics(
             backend=self._backend_name,
@@ -615,7 +615,7 @@ class Executor(concurrent.futures.Executor):
         exhausted = failed = False
         bar = None
         if flow.progress:
-            from .._progress import progress_bar
+            from .._core._progress import progress_bar
 
             bar = progress_bar(total, getattr(job.fn, "__name__", "lightwork"))
             bar.update(first_index)

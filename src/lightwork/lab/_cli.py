@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from .._errors import LightworkError
-from .._options import BACKENDS
+from .._core._errors import LightworkError
+from .._core._options import BACKENDS
 from ._modes import BASELINE_BACKEND, MODES
 from ._workloads import WORKLOADS, resolve
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from .._errors import InvalidOptionError
+from .._core._errors import InvalidOptionError
 
 __all__ = [
     "PREDICT_AT",

@@ -39,17 +39,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._core._errors import InvalidOptionError
+from .._core._options import available_cpus, check_backend, check_callable, check_chunksize
+from .._core._stats import ExecutorStatistics
 from .._engine._executor import Executor
-from .._engine._stats import ExecutorStatistics
-from .._errors import InvalidOptionError
-from .._options import available_cpus, check_backend, check_callable, check_chunksize
 from ._ceiling import Ceiling, CeilingUnavailable
 from ._fit import AmdahlFit, GustafsonFit, fit_amdahl, fit_gustafson, karp_flatt
 from ._modes import BASELINE_BACKEND, CEILING, MODES
 from ._noise import Z_95, Estimate, bootstrap, fit_notes, median_estimate
 
 if TYPE_CHECKING:
-    from .._progress import ProgressBar
+    from .._core._progress import ProgressBar
 
 __all__ = ["ScalingPoint", "ScalingReport", "TimeBreakdown", "default_worker_counts", "scale"]
 

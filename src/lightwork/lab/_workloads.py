@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _random
-from .._errors import InvalidOptionError
+from .._core import _random
+from .._core._errors import InvalidOptionError
 from ..workloads import count_inside_numpy, count_inside_python, pi_hex_digits
 
 __all__ = ["WORKLOADS", "Workload", "resolve"]
@@ -199,7 +199,7 @@ def resolve(spec: str) -> Workload:
     >>> resolve("pie")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    lightwork._errors.InvalidOptionError: unknown workload 'pie': did you mean 'pi'? ...
+    lightwork._core._errors.InvalidOptionError: unknown workload 'pie': did you mean 'pi'? ...
     """
     if spec in WORKLOADS:
         return WORKLOADS[spec]

@@ -15,9 +15,9 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
-from .. import _random
+from .._core import _random
+from .._core._errors import InvalidOptionError
 from .._engine._api import _warm_executor
-from .._errors import InvalidOptionError
 from ._bbp import HEX_BLOCK, bbp_pi_decimal, pi_hex_digits
 from ._montecarlo import count_inside_numpy, count_inside_python
 

@@ -17,7 +17,7 @@ import socket
 import struct
 import sys
 
-TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._engine._run)
+TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
     from typing import Any
 

@@ -3,7 +3,7 @@
 Unpickling a large array's handle calls :func:`attach` (a shared-memory segment) or
 :func:`inherited` (a fork worker's copy-on-write view of the parent's array), so a worker
 imports this module, and only this of the array machinery: no cloudpickle, no typing (see
-lightwork._engine._run).
+lightwork._core._run).
 """
 
 from __future__ import annotations

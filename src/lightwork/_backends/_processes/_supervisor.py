@@ -40,10 +40,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Set
 from typing import TYPE_CHECKING, Any
 
-from ..._engine._counters import WorkerCounters
-from ..._engine._run import Call, Star, add_task_note
-from ..._engine._tasks import Attempt, Chunk, Job, copy_error, fail_attempt
-from ..._errors import (
+from ..._core._counters import WorkerCounters
+from ..._core._errors import (
     BrokenWorkerError,
     ExecutorShutdownError,
     LightworkError,
@@ -54,14 +52,16 @@ from ..._errors import (
     WorkerInitializationError,
     as_process_pool_error,
 )
+from ..._core._run import Call, Star, add_task_note
+from ..._core._tasks import Attempt, Chunk, Job, copy_error, fail_attempt
 from .._base import Backend
 from . import _wire
 from ._channel import Channel, pipe, wait
 from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 if TYPE_CHECKING:
-    from ..._engine._stats import WorkerStatistics
-    from ..._random import Slot
+    from ..._core._random import Slot
+    from ..._core._stats import WorkerStatistics
     from ._arrays import CallArrays
 
 # A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.

@@ -23,14 +23,14 @@ import os
 import pickle
 import struct
 
-from ..._engine._run import format_remote
-from ..._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+from ..._core._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+from ..._core._run import format_remote
 
-TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._engine._run)
+TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..._random import Slot
+    from ..._core._random import Slot
 
 __all__ = ["IN_CHUNK", "NO_TASK", "SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 
@@ -40,7 +40,7 @@ RESULT, BAD_INPUT, INIT_FAILED, READY = range(4)
 # kind, attempt serial, then compute, deserialize, serialize and idle seconds since the last one.
 HEADER = struct.Struct("<BQdddd")
 
-# The worker's task slot (see lightwork._random) is shared memory: the supervisor reads in it
+# The worker's task slot (see lightwork._core._random) is shared memory: the supervisor reads in it
 # which attempt (serial) and which task (index, -1 while unpickling) a dead worker held, and
 # since when, without a message per task.
 
@@ -70,7 +70,7 @@ def encode_error(error: BaseException) -> tuple[bytes | None, str, str]:
 def decode_error(encoded: tuple[bytes | None, str, str]) -> BaseException:
     """The worker's exception, as its own type, with its traceback text as ``__cause__``."""
     # Imported here: only the parent decodes, and the errors module imports concurrent.futures.
-    from ..._errors import RemoteTraceback, SerializationError
+    from ..._core._errors import RemoteTraceback, SerializationError
 
     data, described, text = encoded
     error: BaseException

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 
-from ..._engine._run import Work, format_remote, run_chunk
+from ..._core._run import Work, format_remote, run_chunk
 from ._wire import (
     BAD_INPUT,
     DROP,
@@ -37,12 +37,12 @@ from ._wire import (
     encode_error,
 )
 
-TYPE_CHECKING = False  # not typing: see lightwork._engine._run on a worker's imports
+TYPE_CHECKING = False  # not typing: see lightwork._core._run on a worker's imports
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from ..._random import Slot
+    from ..._core._random import Slot
     from ._channel import Channel
     from ._supervisor import Initializer
 
@@ -201,7 +201,7 @@ def _dumps_by_value(payload: Any) -> bytes:
 def _replace_unpicklable(
     payload: tuple[list[Any], dict[int, Any]], pickles: Callable[[Any], bytes]
 ) -> tuple[list[Any], Any]:
-    from ..._errors import SerializationError
+    from ..._core._errors import SerializationError
 
     values, errors = payload
     for position, value in enumerate(values):

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._engine._run)
+TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
     from typing import Any, TypeAlias
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from .._chunking import ChunkSizer
-from .._options import RunOptions
+from ._chunking import ChunkSizer
+from ._options import RunOptions
 from ._run import Work, add_task_note
 
 _job_ids = itertools.count()
@@ -33,7 +33,7 @@ class Job(Work):
     """
 
     def __init__(self, fn: Callable[[Any], Any], options: RunOptions, entropy: int) -> None:
-        # entropy: the seed, or fresh entropy (see lightwork._random)
+        # entropy: the seed, or fresh entropy (see lightwork._core._random)
         super().__init__(fn, options.retries, options.retry_on, entropy)
         self.id = next(_job_ids)
         self.options = options

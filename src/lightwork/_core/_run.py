@@ -15,20 +15,20 @@ import threading
 import time
 import traceback
 
-from .._random import IN_CHUNK, SLOT_INDEX, SLOT_STARTED, task_context
+from ._random import IN_CHUNK, SLOT_INDEX, SLOT_STARTED, task_context
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-    from .._random import Slot
+    from ._random import Slot
 
 
 class Work:
     """What running a job's tasks needs, and all that a worker is sent of a job: the function,
     the exceptions it retries in place and how often, and the entropy its random streams come
-    from (see ``lightwork._random``)."""
+    from (see ``lightwork._core._random``)."""
 
     __slots__ = ("entropy", "fn", "retries", "retry_on")
 
