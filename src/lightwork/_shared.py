@@ -76,6 +76,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
+from ._backends._pickling import PICKLE_PROTOCOL
 from ._core._errors import InvalidOptionError, LightworkError
 
 if sys.platform != "win32":
@@ -914,7 +915,7 @@ def _pack(obj: object) -> list[memoryview]:
     import cloudpickle
 
     buffers: list[pickle.PickleBuffer] = []
-    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    data = cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL, buffer_callback=buffers.append)
     return [memoryview(data), *(buffer.raw() for buffer in buffers)]
 
 

@@ -44,7 +44,7 @@ from .._core._errors import (
 from .._core._run import add_task_note
 from .._core._tasks import Attempt, Job, fail_attempt
 from ._base import Backend
-from ._processes._wire import dumps
+from ._pickling import PICKLE_PROTOCOL, dumps, dumps_by_value
 
 if TYPE_CHECKING:
     from .._core._stats import WorkerStatistics
@@ -135,7 +135,7 @@ def run_remote(
             _remote_shared[key] = _RemoteShared(value)
 
     from .._core._run import Work, run_chunk
-    from ._processes._wire import dumps, encode_error
+    from ._pickling import dumps, encode_error
 
     fn, retries, retry_on = pickle.loads(spec)
     args = pickle.loads(payload)
@@ -202,7 +202,7 @@ class DaskBackend(Backend):
         """Pickle for a remote worker; a ``lightwork.share`` object goes by its scattered key,
         which is added to ``keys``."""
         if "lightwork._shared" not in sys.modules:  # no Shared object can be in there
-            return cloudpickle_dumps(obj) if by_value else dumps(obj)
+            return dumps_by_value(obj) if by_value else dumps(obj)
 
         def scatter(shared: Any) -> str:
             key = self._scatter_shared(shared)
@@ -288,7 +288,7 @@ class DaskBackend(Backend):
                     problem.__cause__ = error
                     chunk.fail(position, problem)
             return
-        from ._processes._wire import decode_error
+        from ._pickling import decode_error
 
         counters = self._counters.get(where)
         if counters is None:
@@ -462,13 +462,6 @@ def _worker_pids(cluster: Any) -> list[int]:
     return pids
 
 
-def cloudpickle_dumps(obj: Any) -> bytes:
-    import cloudpickle
-
-    data: bytes = cloudpickle.dumps(obj, protocol=5)
-    return data
-
-
 def _reduce_shared(obj: Any, scatter: Callable[[Any], str]) -> Any:
     from .._shared import Shared
 
@@ -479,7 +472,7 @@ def _reduce_shared(obj: Any, scatter: Callable[[Any], str]) -> Any:
 
 class _ScatteringPickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, scatter: Callable[[Any], str]) -> None:
-        super().__init__(file, protocol=5)
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._scatter = scatter
 
     def reducer_override(self, obj: Any) -> Any:
@@ -494,7 +487,7 @@ def _cloudpickler() -> type:
 
 class _ScatteringCloudPickler(_cloudpickler()):  # type: ignore[misc]
     def __init__(self, file: io.BytesIO, scatter: Callable[[Any], str]) -> None:
-        super().__init__(file, protocol=5)
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._scatter = scatter
 
     def reducer_override(self, obj: Any) -> Any:

@@ -43,6 +43,7 @@ from typing import Any
 
 import cloudpickle
 
+from .._pickling import PICKLE_PROTOCOL
 from . import _mapped
 from ._mapped import attach, inherited
 
@@ -50,8 +51,6 @@ from ._mapped import attach, inherited
 ARRAY_THRESHOLD_BYTES = 1 << 20
 # From this size on, fork workers inherit an array rather than map a copy of it (see above).
 INHERIT_THRESHOLD_BYTES = 64 << 20
-
-PICKLE_PROTOCOL = 5
 
 
 def numpy_loaded() -> bool:
@@ -259,9 +258,9 @@ def dumps_function_sharing(obj: Any, arrays: CallArrays, held: Held) -> bytes:
     """Like :func:`dumps_sharing`, for functions: closures and partials holding arrays.
 
     By reference where workers can import the function, else by value (see
-    ``lightwork._backends._processes._supervisor.dumps_function``).
+    ``lightwork._backends._pickling.dumps_function``).
     """
-    from ._supervisor import needs_value
+    from .._pickling import needs_value
 
     try:
         data = dumps_sharing(obj, arrays, held)

@@ -17,6 +17,8 @@ import socket
 import struct
 import sys
 
+from .._pickling import dumps
+
 TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
     from typing import Any
@@ -86,7 +88,7 @@ class Channel:
         return self._read(size)
 
     def send(self, obj: Any) -> None:
-        self.send_bytes(pickle.dumps(obj, protocol=5))
+        self.send_bytes(dumps(obj))
 
     def recv(self) -> Any:
         return pickle.loads(self.recv_bytes())

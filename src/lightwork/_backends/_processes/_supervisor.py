@@ -55,8 +55,18 @@ from ..._core._errors import (
 from ..._core._run import Call, Star, add_task_note
 from ..._core._tasks import Attempt, Chunk, Job, copy_error, fail_attempt
 from .._base import Backend
+from .._pickling import (
+    decode_error,
+    dumps,
+    dumps_by_value,
+    dumps_function,
+    interactive_main,
+    needs_value,
+    serialization_error,
+)
 from . import _wire
 from ._channel import Channel, pipe, wait
+from ._initializer import Initializer
 from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 if TYPE_CHECKING:
@@ -224,7 +234,7 @@ class ProcessBackend(Backend):
         except Exception as error:
             fn = job.fn.fn if isinstance(job.fn, Star | Call) else job.fn
             message = f"the function {fn!r} could not be pickled: {error}"
-            raise _serialization_error(message, error) from error
+            raise serialization_error(message, error) from error
 
     def _encode(self, attempt: Attempt) -> bytes:
         """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
@@ -242,9 +252,9 @@ class ProcessBackend(Backend):
                 # Bounds the arrays a stream keeps in flight (see ChunkSizer.record_bytes).
                 job.measured_bytes(len(attempt), job.arrays.new_bytes - before)
                 return payload
-        payload = _wire.dumps(args)
+        payload = dumps(args)
         # Instances of classes a session defined go by value, as its functions do.
-        return _cloudpickle_dumps(args) if needs_value(payload) else payload
+        return dumps_by_value(args) if needs_value(payload) else payload
 
     def _call_arrays(self) -> CallArrays:
         from ._arrays import CallArrays
@@ -289,14 +299,14 @@ class ProcessBackend(Backend):
         for position in range(attempt.lo, attempt.hi):
             arg = chunk.args[position]
             try:
-                payload = _wire.dumps([arg])
+                payload = dumps([arg])
             except Exception:
                 try:
-                    payload = _cloudpickle_dumps([arg])
+                    payload = dumps_by_value([arg])
                 except Exception as error:
                     chunk.fail(
                         position,
-                        _serialization_error(
+                        serialization_error(
                             f"the arguments of task {chunk.indices[position]} could not be "
                             f"pickled: {error}",
                             error,
@@ -332,7 +342,7 @@ class ProcessBackend(Backend):
                 preload = [__package__ + "._worker", __package__ + "._channel"]
                 if "numpy" in sys.modules:
                     preload.append("numpy")
-                if not _interactive_main():  # what each worker needs to import the script
+                if not interactive_main():  # what each worker needs to import the script
                     preload.append(__package__ + "._forkserver_preload")
                 self._context.set_forkserver_preload(preload)
             self._thread = threading.Thread(
@@ -659,7 +669,7 @@ class ProcessBackend(Backend):
             return
         try:
             values, encoded = pickle.loads(payload)
-            errors = {attempt.lo + p: _wire.decode_error(e) for p, e in encoded.items()}
+            errors = {attempt.lo + p: decode_error(e) for p, e in encoded.items()}
         except BaseException as error:  # even SystemExit: nothing a result does stops us
             self._isolate(attempt, "its result", f"could not be unpickled in the parent: {error!r}")
         else:
@@ -939,91 +949,6 @@ class _SpawnFailed(Exception):
     """Starting a worker process raised (its initializer's arguments would not pickle)."""
 
 
-class Initializer:
-    """The executor's initializer and its arguments, as a worker process gets them.
-
-    The arguments travel with the worker's start, as ``ProcessPoolExecutor`` sends them: not
-    pickled at all when forked, else pickled by multiprocessing while it starts the process,
-    so what may only travel by inheritance (a ``multiprocessing.Queue``, ``Lock``, ``Event``
-    or ``Value``) reaches the worker. The function is pickled once, here, as every function
-    is (see dumps_function): one that cannot go fails at once, when the executor is made.
-    """
-
-    def __init__(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
-        self.fn = fn
-        self.args = args
-        self.fn_payload = dumps_function(fn)
-
-    def load(self) -> tuple[Callable[..., object], tuple[Any, ...]]:
-        return self.fn, self.args  # a forked worker has the objects themselves
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        from ._worker import PickledInitializer
-
-        return (PickledInitializer, (self.fn_payload, _dumps_initargs(self.args)))
-
-
-def _dumps_initargs(args: tuple[Any, ...]) -> bytes:
-    """Pickle the initializer's arguments while multiprocessing starts a worker: its own
-    pickler shares queues, locks and pipes then; values from a session go by value."""
-    from multiprocessing.reduction import ForkingPickler
-
-    try:
-        data = bytes(ForkingPickler.dumps(args, _wire.PICKLE_PROTOCOL))
-    except Exception:
-        return _cloudpickle_dumps(args)
-    return _cloudpickle_dumps(args) if needs_value(data) else data
-
-
-def dumps_function(obj: Any) -> bytes:
-    """Pickle a function (with what travels with it) for the workers, once.
-
-    Functions that workers can import travel by reference, as the standard library sends
-    them: a function from your script's ``__main__`` then runs in the worker's own import of
-    that script (multiprocessing imports it there as ``__mp_main__``), so it shares globals
-    with your initializer. Lambdas, closures and what an interactive session (a notebook,
-    ``python -c``) defines travel by value with cloudpickle.
-    """
-    try:
-        data = pickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
-    except Exception:
-        return _cloudpickle_dumps(obj)
-    return _cloudpickle_dumps(obj) if needs_value(data) else data
-
-
-def needs_value(data: bytes) -> bool:
-    """Whether a plain pickle refers by name to something that must travel by value instead.
-
-    A reference names its module literally: ``__main__`` in a session (a notebook,
-    ``python -c``), which has no file for workers to import, or a module registered with
-    ``cloudpickle.register_pickle_by_value``. Anything else is safe as it is, and spares a
-    session's first pool the ~4 ms import of cloudpickle. (A false match only costs time.)
-    """
-    if b"__main__" in data and _interactive_main():
-        return True
-    cloudpickle = sys.modules.get("cloudpickle")  # if it was never imported, none registered
-    if cloudpickle is None:
-        return False
-    return any(name.encode() in data for name in cloudpickle.list_registry_pickle_by_value())
-
-
-def _interactive_main() -> bool:
-    """Whether ``__main__`` is a session rather than a file workers can import: a REPL, a
-    notebook, ``python -c``, or a script read from standard input (``__file__`` '<stdin>')."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return path is None or not _is_main_file(path)
-
-
-def _is_main_file(path: str) -> bool:
-    """Whether a worker could run ``path`` as multiprocessing does: relative to where the
-    program started."""
-    original_dir = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
-    if not os.path.isabs(path) and original_dir is not None:
-        path = os.path.join(original_dir, path)
-    return os.path.isfile(path)
-
-
 def _skip_missing_main_file() -> None:
     """Have spawned and forkserver workers skip a main "file" that does not exist.
 
@@ -1047,19 +972,6 @@ def _skip_missing_main_file() -> None:
 
     preparation_data._lightwork = True  # type: ignore[attr-defined]
     spawn.get_preparation_data = preparation_data
-
-
-def _cloudpickle_dumps(obj: Any) -> bytes:
-    import cloudpickle
-
-    data: bytes = cloudpickle.dumps(obj, protocol=_wire.PICKLE_PROTOCOL)
-    return data
-
-
-def _serialization_error(message: str, cause: BaseException) -> SerializationError:
-    error = SerializationError(message)
-    error.__cause__ = cause
-    return error
 
 
 def _describe_exit(exit_code: int | None) -> str:

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import mmap
 import os
-import pickle
 import struct
 
 from ..._core._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
-from ..._core._run import format_remote
 
 TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
@@ -43,46 +41,6 @@ HEADER = struct.Struct("<BQdddd")
 # The worker's task slot (see lightwork._core._random) is shared memory: the supervisor reads in it
 # which attempt (serial) and which task (index, -1 while unpickling) a dead worker held, and
 # since when, without a message per task.
-
-PICKLE_PROTOCOL = 5
-
-
-def dumps(obj: Any) -> bytes:
-    return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
-
-
-def encode_error(error: BaseException) -> tuple[bytes | None, str, str]:
-    """An exception as (pickle if it round-trips, 'module.Type: message', traceback text).
-
-    The round trip is tried here because an exception class whose ``__init__`` takes extra
-    arguments pickles fine but fails to unpickle in the parent; errors are rare, so it's cheap.
-    """
-    text = format_remote(error)
-    described = f"{type(error).__module__}.{type(error).__qualname__}: {error}"
-    try:
-        data = dumps(error)
-        pickle.loads(data)
-    except BaseException:  # whatever its pickling raises, even SystemExit: send the text
-        data = None
-    return data, described, text
-
-
-def decode_error(encoded: tuple[bytes | None, str, str]) -> BaseException:
-    """The worker's exception, as its own type, with its traceback text as ``__cause__``."""
-    # Imported here: only the parent decodes, and the errors module imports concurrent.futures.
-    from ..._core._errors import RemoteTraceback, SerializationError
-
-    data, described, text = encoded
-    error: BaseException
-    if data is not None:
-        error = pickle.loads(data)
-    else:
-        error = SerializationError(
-            f"the task raised {described}, and that exception could not be sent back "
-            "(it does not survive pickling); its traceback is the cause"
-        )
-    error.__cause__ = RemoteTraceback(text)
-    return error
 
 
 class SharedSlot:

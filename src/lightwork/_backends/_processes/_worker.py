@@ -19,13 +19,13 @@ import threading
 import time
 
 from ..._core._run import Work, format_remote, run_chunk
+from .._pickling import dumps, dumps_by_value, encode_error
 from ._wire import (
     BAD_INPUT,
     DROP,
     HEADER,
     INIT_FAILED,
     NO_TASK,
-    PICKLE_PROTOCOL,
     READY,
     RESULT,
     RUN,
@@ -33,8 +33,6 @@ from ._wire import (
     SLOT_SERIAL,
     SPEC,
     STOP,
-    dumps,
-    encode_error,
 )
 
 TYPE_CHECKING = False  # not typing: see lightwork._core._run on a worker's imports
@@ -44,22 +42,10 @@ if TYPE_CHECKING:
 
     from ..._core._random import Slot
     from ._channel import Channel
-    from ._supervisor import Initializer
+    from ._initializer import Initializer, PickledInitializer
 
 # How often a worker checks that its parent is alive: it exits within this of the parent's death.
 PARENT_CHECK_SECONDS = 0.5
-
-
-class PickledInitializer:
-    """The executor's initializer as a spawned worker receives it (see
-    ``_supervisor.Initializer``): unpickled in ``worker_main``, where a failure is reported."""
-
-    def __init__(self, fn_payload: bytes, args_payload: bytes) -> None:
-        self.fn_payload = fn_payload
-        self.args_payload = args_payload
-
-    def load(self) -> tuple[Any, tuple[Any, ...]]:
-        return pickle.loads(self.fn_payload), pickle.loads(self.args_payload)
 
 
 class _BrokenSpec:
@@ -186,16 +172,10 @@ def _send(
 def _dumps_by_value(payload: Any) -> bytes:
     """What plain pickle refused: instances of classes a session defined (which came here by
     value, with the function), lambdas; else each result that won't go becomes an error."""
-    import cloudpickle
-
-    def by_value(obj: Any) -> bytes:
-        data: bytes = cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
-        return data
-
     try:
-        return by_value(payload)
+        return dumps_by_value(payload)
     except BaseException:
-        return by_value(_replace_unpicklable(payload, by_value))
+        return dumps_by_value(_replace_unpicklable(payload, dumps_by_value))
 
 
 def _replace_unpicklable(
