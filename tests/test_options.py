@@ -159,7 +159,7 @@ def _cgroup_tree(tmp_path: Path, own: str, files: dict[str, str]) -> tuple[str, 
 def test_cgroup_quota_is_the_tightest_on_the_process_cgroup_path(
     tmp_path: Path, own: str, files: dict[str, str], cpus: float | None
 ) -> None:
-    from lightwork._core._options import _cgroup_cpu_quota
+    from lightwork._core._cpus import _cgroup_cpu_quota
 
     root, own_file = _cgroup_tree(tmp_path, own, files)
     assert _cgroup_cpu_quota(root, own_file) == cpus

@@ -20,6 +20,7 @@ import importlib
 # imports the package too and needs only its task loop (see lightwork._core._run).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
+    from ._core._cpus import available_cpus as available_cpus
     from ._core._errors import BrokenWorkerError as BrokenWorkerError
     from ._core._errors import ExecutorShutdownError as ExecutorShutdownError
     from ._core._errors import InvalidArgumentError as InvalidArgumentError
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from ._core._errors import TaskTimeoutError as TaskTimeoutError
     from ._core._errors import WorkerCrashedError as WorkerCrashedError
     from ._core._errors import WorkerInitializationError as WorkerInitializationError
-    from ._core._options import available_cpus as available_cpus
     from ._core._random import random as random
     from ._core._random import rng as rng
     from ._core._stats import ExecutorStatistics as ExecutorStatistics
@@ -71,7 +71,7 @@ _LAZY = {
     "TaskTimeoutError": "._core._errors",
     "WorkerCrashedError": "._core._errors",
     "WorkerInitializationError": "._core._errors",
-    "available_cpus": "._core._options",
+    "available_cpus": "._core._cpus",
     "Pipeline": "._pipeline",
     "PipelineStatistics": "._pipeline",
     "StageStatistics": "._pipeline",

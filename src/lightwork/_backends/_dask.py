@@ -311,9 +311,7 @@ class DaskBackend(Backend):
                 self.submit(Attempt(chunk, position, position + 1))
             return
         position = attempt.lo
-        used = chunk.retries_used.get(position, 0)
-        if used < chunk.job.options.retries and not self._closed:
-            chunk.retries_used[position] = used + 1
+        if not self._closed and chunk.charge_retry(position):
             self._tasks_retried += 1
             self.submit(attempt)
             return
@@ -363,9 +361,7 @@ class DaskBackend(Backend):
         chunk = attempt.chunk
         limit = chunk.job.options.task_timeout
         for position in range(attempt.lo, attempt.hi):
-            used = chunk.retries_used.get(position, 0)
-            if used < chunk.job.options.retries and not self._closed:
-                chunk.retries_used[position] = used + 1
+            if not self._closed and chunk.charge_retry(position):
                 self._tasks_retried += 1
                 self.submit(Attempt(chunk, position, position + 1))
             else:

@@ -271,9 +271,7 @@ class ThreadBackend(Backend):
         worker.counters.alive = False
         chunk = attempt.chunk
         rest_lo = position + 1
-        used = chunk.retries_used.get(position, 0)
-        if used < chunk.job.options.retries:
-            chunk.retries_used[position] = used + 1
+        if chunk.charge_retry(position):
             self._tasks_retried += 1
             rest_lo = position
         else:

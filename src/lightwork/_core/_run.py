@@ -15,14 +15,15 @@ import threading
 import time
 import traceback
 
-from ._random import IN_CHUNK, SLOT_INDEX, SLOT_STARTED, task_context
+from ._random import task_context
+from ._slot import IN_CHUNK, SLOT_INDEX, SLOT_STARTED
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-    from ._random import Slot
+    from ._slot import Slot
 
 
 class Work:

@@ -120,6 +120,17 @@ class Chunk:
         if self.unresolved == 0:
             self.job.chunk_done(self)
 
+    def charge_retry(self, position: int) -> bool:
+        """The retry rule, for every backend: the task at ``position`` lost its worker (a
+        crash) or its time (``task_timeout``). True: one of its ``retries`` is spent and it
+        runs again; False: it has none left and is to fail. (A task's own exceptions are
+        retried in place instead, see ``run_chunk``.)"""
+        used = self.retries_used.get(position, 0)
+        if used >= self.job.options.retries:
+            return False
+        self.retries_used[position] = used + 1
+        return True
+
     def fail(self, position: int, error: BaseException, *, name_task: bool = True) -> None:
         """Give one position an error outcome (a crash, a timeout, a serialization failure);
         ``name_task``: note the task's index on it (not for a pool that ran no task at all)."""

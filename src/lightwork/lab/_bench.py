@@ -31,7 +31,7 @@ from typing import Any
 
 import lightwork
 
-from .._core._options import available_cpus
+from .._core._cpus import available_cpus
 from ._workloads import WORKLOADS
 
 # Runs one map of the items and returns its results: what a contender is.

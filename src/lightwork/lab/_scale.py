@@ -39,8 +39,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._core._cpus import available_cpus
 from .._core._errors import InvalidOptionError
-from .._core._options import available_cpus, check_backend, check_callable, check_chunksize
+from .._core._options import check_backend, check_callable, check_chunksize
 from .._core._stats import ExecutorStatistics
 from .._engine._executor import Executor
 from ._ceiling import Ceiling, CeilingUnavailable

@@ -70,7 +70,7 @@ from ._initializer import Initializer
 from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 if TYPE_CHECKING:
-    from ..._core._random import Slot
+    from ..._core._slot import Slot
     from ..._core._stats import WorkerStatistics
     from ._arrays import CallArrays
 
@@ -777,9 +777,7 @@ class ProcessBackend(Backend):
             position = max(slot_position, attempt.lo)
             if attempt.lo < position:
                 requeue.append(Attempt(chunk, attempt.lo, position))  # done, but results lost
-            used = chunk.retries_used.get(position, 0)
-            if used < chunk.job.options.retries:
-                chunk.retries_used[position] = used + 1
+            if chunk.charge_retry(position):
                 self._tasks_retried += 1
                 # Still naming each task: if this one dies again, it is charged at once.
                 requeue.append(Attempt(chunk, position, attempt.hi, per_task=True))

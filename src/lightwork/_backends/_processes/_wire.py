@@ -22,13 +22,13 @@ import mmap
 import os
 import struct
 
-from ..._core._random import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
+from ..._core._slot import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
 
 TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..._core._random import Slot
+    from ..._core._slot import Slot
 
 __all__ = ["IN_CHUNK", "NO_TASK", "SLOT_INDEX", "SLOT_SERIAL", "SLOT_SIZE", "SLOT_STARTED"]
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from ..._core._random import Slot
+    from ..._core._slot import Slot
     from ._channel import Channel
     from ._initializer import Initializer, PickledInitializer
 
