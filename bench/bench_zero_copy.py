@@ -221,7 +221,7 @@ def warm_lightwork_pool() -> None:
     """Start every worker of the pool behind lightwork.map and import NumPy in each."""
     from lightwork._engine import _api
 
-    with _api._warm_executor("processes", WORKERS) as executor:
+    with _api.warm_executor("processes", WORKERS) as executor:
         executor.start()
     pids = lightwork.map(_measure.warm_numpy, range(4 * WORKERS), max_workers=WORKERS, chunksize=1)
     if len(set(pids)) != WORKERS:

@@ -10,7 +10,8 @@ import sys
 import mpmath
 import pytest
 
-from lightwork._cli import main, parse_count
+from lightwork._argtypes import parse_count
+from lightwork._cli import main
 from lightwork.workloads import (
     TASK_SAMPLES,
     bbp_pi,

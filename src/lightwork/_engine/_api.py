@@ -70,9 +70,12 @@ _users: dict[_WarmKey, int] = {}
 
 
 @contextmanager
-def _warm_executor(
+def warm_executor(
     backend: str, max_workers: int | None, address: str | None = None, client: Any = None
 ) -> Iterator[Executor]:
+    """The warm pool that ``map``, ``imap`` and ``starmap`` use for these options, held for
+    the ``with`` block: the engine's way in for the features built on it (the workloads use it
+    to read the pool's statistics after a run), so that they share the callers' warm pools."""
     check_backend(backend)
     if max_workers is not None:
         check_max_workers(max_workers)
@@ -120,7 +123,7 @@ def map(
     [3, 2, 1]
     """
     address, client, call_options = _split("map", options)
-    with _warm_executor(backend, max_workers, address, client) as executor:
+    with warm_executor(backend, max_workers, address, client) as executor:
         return list(
             executor.imap(
                 fn,
@@ -151,7 +154,7 @@ def starmap(
     [4, 64, 3125]
     """
     address, client, call_options = _split("starmap", options)
-    with _warm_executor(backend, max_workers, address, client) as executor:
+    with warm_executor(backend, max_workers, address, client) as executor:
         return executor.starmap(
             fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
@@ -179,7 +182,7 @@ def imap(
     [2, 1, 0, 1]
     """
     address, client, call_options = _split("imap", options)
-    context = _warm_executor(backend, max_workers, address, client)
+    context = warm_executor(backend, max_workers, address, client)
     executor = context.__enter__()
 
     def release() -> None:

@@ -219,7 +219,7 @@ def _workload_name(text: str) -> str:
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    from .._cli import parse_count  # here: lightwork._cli imports this module
+    from .._argtypes import parse_count
 
     parser = subparsers.add_parser(
         "bench",

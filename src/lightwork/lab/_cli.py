@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from .._argtypes import parse_count
 from .._core._errors import LightworkError
 from .._core._options import BACKENDS
 from ._modes import BASELINE_BACKEND, MODES
@@ -24,16 +25,9 @@ __all__ = ["add_parser", "run"]
 SCALABLE = tuple(b for b in BACKENDS if b != BASELINE_BACKEND)
 
 
-def _count(text: str) -> int:
-    # Imported here: lightwork._cli imports this module to add the sub-command.
-    from .._cli import parse_count
-
-    return parse_count(text)
-
-
 def _counts(text: str) -> list[int]:
     """``1,2,4`` (or ``1 2 4``) -> [1, 2, 4]; each may be written 1e3 or 1_000."""
-    return [_count(part) for part in text.replace(",", " ").split()]
+    return [parse_count(part) for part in text.replace(",", " ").split()]
 
 
 def _seconds(text: str) -> float:
@@ -86,7 +80,7 @@ def add_parser(
         help="a built-in workload (listed below) or module:function",
     )
     parser.add_argument(
-        "--items", type=_count, default=None, metavar="N", help="tasks (default per workload)"
+        "--items", type=parse_count, default=None, metavar="N", help="tasks (default per workload)"
     )
     parser.add_argument(
         "--max-workers",
@@ -104,7 +98,7 @@ def add_parser(
     )
     parser.add_argument(
         "--repeat",
-        type=_count,
+        type=parse_count,
         default=5,
         metavar="R",
         help="rounds at least, every configuration once a round (default 5)",
@@ -138,7 +132,7 @@ def add_parser(
     )
     parser.add_argument(
         "--chunksize",
-        type=_count,
+        type=parse_count,
         default=None,
         metavar="N",
         help="tasks a message (default: sized by measuring)",

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._core import _random
 from .._core._errors import InvalidOptionError
-from .._engine._api import _warm_executor
+from .._engine._api import warm_executor
 from ._bbp import HEX_BLOCK, bbp_pi_decimal, pi_hex_digits
 from ._montecarlo import count_inside_numpy, count_inside_python
 
@@ -102,7 +102,7 @@ def monte_carlo_pi(
         raise InvalidOptionError(f"target_error must be a number > 0, not {target_error!r}")
     task = _TASKS[kernel]
     started = time.perf_counter()
-    with _warm_executor(backend, max_workers) as executor:
+    with warm_executor(backend, max_workers) as executor:
         if target_error is None:
             assert samples is not None
             sizes: list[int] | Iterator[int] = split_samples(samples, kernel)
@@ -198,7 +198,7 @@ def bbp_pi(
     >>> [str(p)[:7] for p in bbp_pi([10, 20], backend="serial")]
     ['3.14159', '3.14159']
     """
-    with _warm_executor(backend, max_workers) as executor:
+    with warm_executor(backend, max_workers) as executor:
         return list(executor.imap(bbp_pi_decimal, precisions, chunksize=1))
 
 
@@ -225,5 +225,5 @@ def pi_hex(
         raise InvalidOptionError("position must be >= 0, digits and block >= 1")
     end = position + digits
     blocks = [(start, min(block, end - start)) for start in range(position, end, block)]
-    with _warm_executor(backend, max_workers) as executor:
+    with warm_executor(backend, max_workers) as executor:
         return "".join(executor.imap(_hex_block, blocks, chunksize=1))
