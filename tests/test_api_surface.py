@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
 import concurrent.futures
 import inspect
+import sys
+import types
+import typing
+from pathlib import Path
+
+import pytest
 
 import lightwork
+import lightwork.lab
+import lightwork.workloads
 
 PUBLIC = {
     "BrokenWorkerError",
@@ -43,9 +53,84 @@ PUBLIC = {
 CALL_OPTIONS = ["backend", "max_workers", "chunksize", "ordered", "progress"]
 
 
+# Public, but not in __all__: a star import would shadow the builtin and the standard module.
+NOT_STARRED = {"map", "random"}
+LAB_PUBLIC = {
+    "scale",
+    "ScalingReport",
+    "ScalingPoint",
+    "TimeBreakdown",
+    "AmdahlFit",
+    "GustafsonFit",
+    "fit_amdahl",
+    "fit_gustafson",
+    "karp_flatt",
+    "WORKLOADS",
+    "Workload",
+    "resolve",
+}
+WORKLOADS_PUBLIC = {
+    "KERNELS",
+    "TASK_SAMPLES",
+    "PiEstimate",
+    "bbp_pi",
+    "bbp_pi_decimal",
+    "count_inside_numpy",
+    "count_inside_python",
+    "monte_carlo_pi",
+    "pi_hex",
+    "pi_hex_digits",
+    "split_samples",
+}
+
+
 def test_all_lists_exactly_the_public_names() -> None:
-    assert set(lightwork.__all__) == PUBLIC
+    assert set(lightwork.__all__) == PUBLIC - NOT_STARRED
     assert all(hasattr(lightwork, name) for name in PUBLIC)
+
+
+def test_a_star_import_shadows_no_builtin_and_no_standard_module() -> None:
+    namespace: dict[str, object] = {}
+    exec("from lightwork import *", namespace)
+    names = set(namespace) - {"__builtins__"}
+    assert names == PUBLIC - NOT_STARRED
+    assert not names & (set(dir(builtins)) | set(sys.stdlib_module_names))
+
+
+def test_type_checkers_see_exactly_the_names_that_load() -> None:
+    # The TYPE_CHECKING imports mirror the one runtime list, _PUBLIC: both name each public
+    # object and the module that defines it.
+    tree = ast.parse(Path(lightwork.__file__).read_text())
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
+    )
+    seen = {
+        (node.module, alias.name)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    lazy = {
+        (module.lstrip("."), name) for module, names in lightwork._PUBLIC.items() for name in names
+    }
+    assert seen == lazy
+    assert {name for _, name in lazy} == PUBLIC
+
+
+@pytest.mark.parametrize(
+    ("module", "public"), [(lightwork.lab, LAB_PUBLIC), (lightwork.workloads, WORKLOADS_PUBLIC)]
+)
+def test_lab_and_workloads_surfaces(module: types.ModuleType, public: set[str]) -> None:
+    assert set(module.__all__) == public
+    for name in public:
+        value = getattr(module, name)
+        if callable(value) or isinstance(value, type):
+            assert inspect.getdoc(value), f"{module.__name__}.{name}"
+
+
+def test_statistics_auto_is_typed() -> None:
+    hints = typing.get_type_hints(lightwork.ExecutorStatistics)
+    assert "AutoChoice" in str(hints["auto"])
 
 
 def test_map_imap_starmap_share_the_fixed_options() -> None:

@@ -52,40 +52,56 @@ if TYPE_CHECKING:
     from .lab import ScalingReport as ScalingReport
     from .lab import scale as scale
 
-# name -> the module that defines it
-_LAZY = {
-    "map": "._engine._api",
-    "imap": "._engine._api",
-    "starmap": "._engine._api",
-    "Executor": "._engine._executor",
-    "ExecutorStatistics": "._core._stats",
-    "WorkerStatistics": "._core._stats",
-    "BrokenWorkerError": "._core._errors",
-    "ExecutorShutdownError": "._core._errors",
-    "InvalidArgumentError": "._core._errors",
-    "InvalidOptionError": "._core._errors",
-    "LightworkError": "._core._errors",
-    "MissingDependencyError": "._core._errors",
-    "RemoteTraceback": "._core._errors",
-    "SerializationError": "._core._errors",
-    "TaskTimeoutError": "._core._errors",
-    "WorkerCrashedError": "._core._errors",
-    "WorkerInitializationError": "._core._errors",
-    "available_cpus": "._core._cpus",
-    "Pipeline": "._pipeline",
-    "PipelineStatistics": "._pipeline",
-    "StageStatistics": "._pipeline",
-    "random": "._core._random",
-    "rng": "._core._random",
-    "Shared": "._shared",
-    "SharedArray": "._shared",
-    "SharedClosedError": "._shared",
-    "SharedLock": "._shared",
-    "SharedValue": "._shared",
-    "share": "._shared",
-    "ScalingReport": ".lab",
-    "scale": ".lab",
+# The public names, by the module that defines it: the one list. Each loads on first use;
+# __all__ and the type checkers' imports above follow it (tests/test_api_surface.py).
+_PUBLIC: dict[str, tuple[str, ...]] = {
+    "._core._cpus": ("available_cpus",),
+    "._core._errors": (
+        "BrokenWorkerError",
+        "ExecutorShutdownError",
+        "InvalidArgumentError",
+        "InvalidOptionError",
+        "LightworkError",
+        "MissingDependencyError",
+        "RemoteTraceback",
+        "SerializationError",
+        "TaskTimeoutError",
+        "WorkerCrashedError",
+        "WorkerInitializationError",
+    ),
+    "._core._random": (
+        "random",
+        "rng",
+    ),
+    "._core._stats": (
+        "ExecutorStatistics",
+        "WorkerStatistics",
+    ),
+    "._engine._api": (
+        "imap",
+        "map",
+        "starmap",
+    ),
+    "._engine._executor": ("Executor",),
+    "._pipeline": (
+        "Pipeline",
+        "PipelineStatistics",
+        "StageStatistics",
+    ),
+    "._shared": (
+        "Shared",
+        "SharedArray",
+        "SharedClosedError",
+        "SharedLock",
+        "SharedValue",
+        "share",
+    ),
+    ".lab": (
+        "ScalingReport",
+        "scale",
+    ),
 }
+_LAZY = {name: module for module, names in _PUBLIC.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
@@ -103,36 +119,7 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BrokenWorkerError",
-    "Executor",
-    "ExecutorShutdownError",
-    "ExecutorStatistics",
-    "InvalidArgumentError",
-    "InvalidOptionError",
-    "LightworkError",
-    "MissingDependencyError",
-    "Pipeline",
-    "PipelineStatistics",
-    "RemoteTraceback",
-    "ScalingReport",
-    "SerializationError",
-    "Shared",
-    "SharedArray",
-    "SharedClosedError",
-    "SharedLock",
-    "SharedValue",
-    "StageStatistics",
-    "TaskTimeoutError",
-    "WorkerCrashedError",
-    "WorkerInitializationError",
-    "WorkerStatistics",
-    "available_cpus",
-    "imap",
-    "map",
-    "random",
-    "rng",
-    "scale",
-    "share",
-    "starmap",
-]
+# Not in __all__: ``from lightwork import *`` must not shadow the builtin ``map`` or the
+# standard ``random`` module. Use them as ``lightwork.map`` and ``lightwork.random``.
+_NOT_STARRED = ("map", "random")
+__all__ = sorted(name for name in _LAZY if name not in _NOT_STARRED)

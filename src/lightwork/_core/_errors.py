@@ -94,6 +94,23 @@ class WorkerInitializationError(BrokenWorkerError):
     """The executor's ``initializer`` raised in a worker; its traceback is the ``__cause__``."""
 
 
+# Shown and pickled as the public names they are (lightwork.WorkerCrashedError, not the module
+# that happens to define them), as trio does: tracebacks read as the documentation does.
+for _public in (
+    LightworkError,
+    InvalidOptionError,
+    InvalidArgumentError,
+    SerializationError,
+    ExecutorShutdownError,
+    MissingDependencyError,
+    TaskTimeoutError,
+    BrokenWorkerError,
+    WorkerCrashedError,
+    WorkerInitializationError,
+):
+    _public.__module__ = "lightwork"
+
+
 # The drop-in subclasses, by name: (lightwork's type, the standard library's pool it stands for).
 # Made at the first failure, not at import: concurrent.futures.process imports
 # multiprocessing.connection, ~3.5 ms before a first pool's first result.
@@ -155,3 +172,6 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.text
+
+
+RemoteTraceback.__module__ = "lightwork"

@@ -8,7 +8,6 @@ wait for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,19 @@ class WorkerStatistics:
 
 
 @dataclass(frozen=True)
+class AutoChoice:
+    """What ``backend="auto"`` chose for a call, and why: ``Executor.statistics().auto``."""
+
+    backend: str  #: "serial", "threads" or "processes"
+    reason: str  #: one sentence a person can check
+    seconds_per_task: float  #: measured in the probe
+    cpu_share: float  #: thread CPU time / wall time in the probe (1.0: pure compute)
+    gil_held: bool  #: the watcher found the GIL held while tasks ran
+    probed_tasks: int
+    workers: int = 1  #: the threads or processes it runs the rest on (1: serial)
+
+
+@dataclass(frozen=True)
 class ExecutorStatistics:
     """What an executor has done: ``Executor.statistics()``."""
 
@@ -39,8 +51,8 @@ class ExecutorStatistics:
     workers_crashed: int
     tasks_retried: int  #: re-runs after a crash or a timeout
     workers: tuple[WorkerStatistics, ...] = field(default=())
-    #: with backend="auto": what the last call chose and why (an AutoChoice)
-    auto: Any = None
+    #: with backend="auto": what the last call chose and why
+    auto: AutoChoice | None = None
 
     @property
     def busy_seconds(self) -> float:

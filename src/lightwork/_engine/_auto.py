@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from .._core._run import run_chunk
@@ -41,19 +40,6 @@ GIL_HELD_LATENESS = 0.2
 # small int, measured with bench/bench_core.py).
 PROCESS_STARTUP_SECONDS = 0.05
 PROCESS_TASK_OVERHEAD_SECONDS = 0.3e-6
-
-
-@dataclass(frozen=True)
-class AutoChoice:
-    """What ``backend="auto"`` chose for a call, and why: ``Executor.statistics().auto``."""
-
-    backend: str  #: "serial", "threads" or "processes"
-    reason: str  #: one sentence a person can check
-    seconds_per_task: float  #: measured in the probe
-    cpu_share: float  #: thread CPU time / wall time in the probe (1.0: pure compute)
-    gil_held: bool  #: the watcher found the GIL held while tasks ran
-    probed_tasks: int
-    workers: int = 1  #: the threads or processes it runs the rest on (1: serial)
 
 
 def choose(

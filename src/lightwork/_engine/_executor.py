@@ -45,8 +45,7 @@ from .._core._run import Call, Star
 from .._core._tasks import Attempt, Chunk, FutureJob, StreamJob
 
 if TYPE_CHECKING:
-    from .._core._stats import ExecutorStatistics
-    from ._auto import AutoChoice
+    from .._core._stats import AutoChoice, ExecutorStatistics
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -529,7 +528,8 @@ class Executor(concurrent.futures.Executor):
     ) -> Iterator[Chunk | None]:
         """Probe the first tasks here, choose a backend, and run the rest on it."""
         # Imported here: the probe and its cost model are not needed by any other backend.
-        from ._auto import AutoChoice, choose, is_free_threaded, probe, threads_for
+        from .._core._stats import AutoChoice
+        from ._auto import choose, is_free_threaded, probe, threads_for
 
         try:
             args, values, errors, wall, cpu, exhausted, gil_held = probe(job, items, flow.total)
