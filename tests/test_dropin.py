@@ -202,11 +202,11 @@ def run_script(code: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_work_given_to_a_pool_finishes_at_interpreter_exit(backend: str) -> None:
     done = run_script(
-        "import time, lightwork\n"
+        "import os, time, lightwork\n"
         f"ex = lightwork.Executor(2, backend={backend!r})\n"
         "def slow(x):\n"
         "    time.sleep(0.2)\n"
-        "    print(f'done {x}', flush=True)\n"
+        "    os.write(1, f'done {x}\\n'.encode())  # one write: lines from workers don't mix\n"
         "for i in range(6):\n"
         "    ex.submit(slow, i)\n"
     )

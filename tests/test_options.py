@@ -176,3 +176,24 @@ def test_available_cpus_follows_the_affinity_mask() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "1"
+
+
+def test_call_options_are_merged_once_and_never_change() -> None:
+    from lightwork._core._options import CallOptions
+
+    defaults = CallOptions()
+    merged = defaults.merge(retries=3, chunksize=8)
+    assert (merged.retries, merged.chunksize, merged.ordered) == (3, 8, True)
+    assert (defaults.retries, defaults.chunksize) == (1, None)  # the defaults are untouched
+    with pytest.raises(AttributeError, match="immutable"):
+        merged.retries = 5  # type: ignore[misc]
+    with pytest.raises(lightwork.InvalidOptionError, match="retries must be"):
+        defaults.merge(retries=-1)
+    with pytest.raises(lightwork.InvalidArgumentError, match="unknown option 'retry'"):
+        defaults.merge(retry=2)
+
+
+def test_an_executors_defaults_reach_every_call_unless_overridden() -> None:
+    with lightwork.Executor(1, backend="threads", retries=4, seed=9) as ex:
+        assert ex._options(retries=2).retries == 2
+        assert ex._options().retries == 4 and ex._options().seed == 9

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._cpus import available_cpus
@@ -111,21 +111,80 @@ def check_iterable(items: object, what: str = "iterable") -> Iterable[Any]:
     return items
 
 
-class RunOptions:
-    """How the tasks of one call run: the per-call options of map, imap, starmap and submit.
+class CallOptions:
+    """The options of one call (``map``, ``imap``, ``starmap``, ``submit``): validated once,
+    never changed.
 
-    Validated by the ``check_`` functions above; never changed once made. (A plain class, as
+    An executor holds its defaults, made from its constructor's ``retries``, ``retry_on``,
+    ``task_timeout`` and ``seed``; a call merges its keywords into them with :meth:`merge`,
+    which checks each option it is given, once, and names an unknown one. (A plain class, as
     everything a pool's first result waits for: ``dataclasses`` takes ~5 ms to import.)
     """
 
-    __slots__ = ("retries", "retry_on", "task_timeout")
+    __slots__ = (
+        "chunksize",
+        "ordered",
+        "progress",
+        "retries",
+        "retry_on",
+        "return_exceptions",
+        "seed",
+        "task_timeout",
+    )
+    chunksize: int | None  #: None: measured
+    ordered: bool
+    progress: bool
+    retries: int  #: re-runs of a task whose worker crashed or timed out
+    retry_on: tuple[type[BaseException], ...]  #: exceptions of the task's own to retry too
+    return_exceptions: bool
+    seed: int | None
+    task_timeout: float | None
 
-    def __init__(
-        self,
-        retries: int = 1,
-        retry_on: tuple[type[BaseException], ...] = (),
-        task_timeout: float | None = None,
-    ) -> None:
-        self.retries = retries
-        self.retry_on = retry_on
-        self.task_timeout = task_timeout
+    def __init__(self) -> None:
+        """The defaults of every option; see :meth:`merge` to change them."""
+        for name, value in _DEFAULT_OPTIONS.items():
+            object.__setattr__(self, name, value)
+
+    def merge(self, **changes: Any) -> CallOptions:
+        """A copy with ``changes`` checked and applied."""
+        unknown = sorted(set(changes) - set(_OPTION_CHECKS))
+        if unknown:
+            raise InvalidArgumentError(f"unknown option {unknown[0]!r}")
+        merged = object.__new__(CallOptions)
+        for name in self.__slots__:
+            value = changes[name] if name in changes else getattr(self, name)
+            if name in changes:
+                value = _OPTION_CHECKS[name](value)
+            object.__setattr__(merged, name, value)
+        return merged
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"CallOptions are immutable: use merge({name}=...)")
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"CallOptions({options})"
+
+
+_DEFAULT_OPTIONS: dict[str, Any] = {
+    "chunksize": None,
+    "ordered": True,
+    "progress": False,
+    "retries": 1,  # a worker lost to the OOM killer or a stray signal costs one re-run
+    "retry_on": (),
+    "return_exceptions": False,
+    "seed": None,
+    "task_timeout": None,
+}
+
+# Each option and how a given value is checked.
+_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "chunksize": check_chunksize,
+    "ordered": bool,
+    "progress": bool,
+    "retries": check_retries,
+    "retry_on": check_retry_on,
+    "return_exceptions": bool,
+    "seed": check_seed,
+    "task_timeout": lambda value: check_timeout("task_timeout", value),
+}

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ._chunking import ChunkSizer
-from ._options import RunOptions
+from ._options import CallOptions
 from ._run import Work, add_task_note
 
 _job_ids = itertools.count()
@@ -32,7 +32,7 @@ class Job(Work):
     As a :class:`Work` it is what ``run_chunk`` runs; the rest is the parent's bookkeeping.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], options: RunOptions, entropy: int) -> None:
+    def __init__(self, fn: Callable[[Any], Any], options: CallOptions, entropy: int) -> None:
         # entropy: the seed, or fresh entropy (see lightwork._core._random)
         super().__init__(fn, options.retries, options.retry_on, entropy)
         self.id = next(_job_ids)
@@ -176,7 +176,7 @@ class Attempt:
 class StreamJob(Job):
     """A map, imap or starmap call: finished chunks queue up for the consuming iterator."""
 
-    def __init__(self, fn: Callable[[Any], Any], options: RunOptions, entropy: int) -> None:
+    def __init__(self, fn: Callable[[Any], Any], options: CallOptions, entropy: int) -> None:
         super().__init__(fn, options, entropy)
         # Finished chunks, or the error that ends the job early (the executor was terminated).
         self.done: queue.SimpleQueue[Chunk | BaseException] = queue.SimpleQueue()
@@ -193,7 +193,7 @@ class FutureJob(Job):
     """One ``submit``: its only chunk has one task whose outcome settles the future."""
 
     def __init__(
-        self, fn: Callable[[Any], Any], options: RunOptions, entropy: int, future: Future[Any]
+        self, fn: Callable[[Any], Any], options: CallOptions, entropy: int, future: Future[Any]
     ) -> None:
         super().__init__(fn, options, entropy)
         self.future = future

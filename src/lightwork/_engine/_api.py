@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from .._core._errors import InvalidArgumentError
-from .._core._options import check_backend, check_max_workers
-from ._executor import _UNSET, Executor, Results
+from .._core._options import check_callable
+from .._core._run import Star
+from ._executor import Executor, Results
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -76,9 +77,7 @@ def warm_executor(
     """The warm pool that ``map``, ``imap`` and ``starmap`` use for these options, held for
     the ``with`` block: the engine's way in for the features built on it (the workloads use it
     to read the pool's statistics after a run), so that they share the callers' warm pools."""
-    check_backend(backend)
-    if max_workers is not None:
-        check_max_workers(max_workers)
+    # (backend and max_workers are checked once, by the Executor made for a new key)
     key = (backend, max_workers, address, None if client is None else id(client))
     with _lock:
         executor = _warm.get(key)
@@ -124,16 +123,10 @@ def map(
     """
     address, client, call_options = _split("map", options)
     with warm_executor(backend, max_workers, address, client) as executor:
-        return list(
-            executor.imap(
-                fn,
-                iterable,
-                chunksize=chunksize,
-                ordered=ordered,
-                progress=progress,
-                **call_options,
-            )
+        merged = executor._options(
+            chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
+        return list(executor._stream(fn, iterable, merged))
 
 
 def starmap(
@@ -154,10 +147,12 @@ def starmap(
     [4, 64, 3125]
     """
     address, client, call_options = _split("starmap", options)
+    check_callable(fn)
     with warm_executor(backend, max_workers, address, client) as executor:
-        return executor.starmap(
-            fn, iterable, chunksize=chunksize, ordered=ordered, progress=progress, **call_options
+        merged = executor._options(
+            chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
+        return list(executor._stream(Star(fn), iterable, merged))
 
 
 def imap(
@@ -189,28 +184,13 @@ def imap(
         context.__exit__(None, None, None)
 
     try:
-        return executor._imap(
-            fn,
-            iterable,
-            chunksize=chunksize,
-            ordered=ordered,
-            progress=progress,
-            on_done=release,
-            **{**_DEFAULTS, **call_options},
+        merged = executor._options(
+            chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
+        return executor._stream(fn, iterable, merged, on_done=release)
     except BaseException:
         release()
         raise
-
-
-# What Executor._imap takes for an option the caller did not give: the executor's default.
-_DEFAULTS: dict[str, Any] = {
-    "retries": _UNSET,
-    "retry_on": _UNSET,
-    "task_timeout": _UNSET,
-    "seed": _UNSET,
-    "return_exceptions": False,
-}
 
 
 @atexit.register

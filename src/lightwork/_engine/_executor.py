@@ -28,17 +28,12 @@ from .._backends._base import Backend
 from .._core._chunking import ChunkSizer
 from .._core._errors import ExecutorShutdownError, InvalidArgumentError, InvalidOptionError
 from .._core._options import (
-    RunOptions,
+    CallOptions,
     check_backend,
     check_callable,
-    check_chunksize,
     check_iterable,
     check_max_workers,
-    check_retries,
-    check_retry_on,
-    check_seed,
     check_start_method,
-    check_timeout,
     check_wait_timeout,
 )
 from .._core._run import Call, Star
@@ -157,9 +152,12 @@ class Executor(concurrent.futures.Executor):
             "start_method": check_start_method(start_method),
         }
         self._dask_options: dict[str, Any] = {"address": address, "client": client}
-        self._defaults = self._run_options(retries, retry_on, task_timeout)
-        self._seed = check_seed(seed)
-        self._submit_entropy = self._entropy(self._seed)
+        self._defaults = self._checked(
+            CallOptions().merge(
+                retries=retries, retry_on=retry_on, task_timeout=task_timeout, seed=seed
+            )
+        )
+        self._submit_entropy = self._entropy(self._defaults.seed)
         self._submit_index = itertools.count()
         self._lock = threading.Lock()
         self._shutdown = False
@@ -221,12 +219,7 @@ class Executor(concurrent.futures.Executor):
         return self._results(
             Star(fn),
             zip(*iterables, strict=False),  # the shortest iterable ends it, as in the stdlib
-            chunksize=check_chunksize(chunksize),
-            ordered=True,
-            progress=False,
-            options=self._defaults,
-            seed=self._seed,
-            return_exceptions=False,
+            self._defaults.merge(chunksize=chunksize),
             total=_common_length(iterables),
             deadline=deadline,
             unread=True,
@@ -289,11 +282,10 @@ class Executor(concurrent.futures.Executor):
 
         Input is pulled only as results are consumed, with a bounded number of chunks in flight.
         With ``return_exceptions=True`` a failed task yields its exception instead of raising.
+        ``retries``, ``retry_on``, ``task_timeout`` and ``seed`` default to the executor's.
         ``close()`` on the returned iterator stops early and cancels what has not started.
         """
-        return self._imap(
-            fn,
-            iterable,
+        options = self._options(
             chunksize=chunksize,
             ordered=ordered,
             progress=progress,
@@ -303,36 +295,7 @@ class Executor(concurrent.futures.Executor):
             seed=seed,
             return_exceptions=return_exceptions,
         )
-
-    def _imap(
-        self,
-        fn: Callable[[T], R],
-        iterable: Iterable[T],
-        *,
-        chunksize: int | None,
-        ordered: bool,
-        progress: bool,
-        retries: int,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...],
-        task_timeout: float | None,
-        seed: int | None,
-        return_exceptions: bool,
-        on_done: Callable[[], None] | None = None,
-    ) -> Results[R]:
-        check_callable(fn)
-        check_iterable(iterable)
-        return self._results(
-            fn,
-            iterable,
-            chunksize=check_chunksize(chunksize),
-            ordered=bool(ordered),
-            progress=bool(progress),
-            options=self._overridden(retries, retry_on, task_timeout),
-            seed=self._seed if seed is _UNSET else check_seed(seed),
-            return_exceptions=bool(return_exceptions),
-            total=len(iterable) if isinstance(iterable, Sized) else None,
-            on_done=on_done,
-        )
+        return self._stream(fn, iterable, options)
 
     def starmap(
         self,
@@ -350,21 +313,37 @@ class Executor(concurrent.futures.Executor):
     ) -> list[R]:
         """``[fn(*args) for args in iterable]``, in parallel: like ``Pool.starmap``."""
         check_callable(fn)
-        star: Callable[[Any], R] = Star(fn)
-        return list(
-            self.imap(
-                star,
-                iterable,
-                chunksize=chunksize,
-                ordered=ordered,
-                progress=progress,
-                retries=retries,
-                retry_on=retry_on,
-                task_timeout=task_timeout,
-                seed=seed,
-                return_exceptions=return_exceptions,
-            )
+        options = self._options(
+            chunksize=chunksize,
+            ordered=ordered,
+            progress=progress,
+            retries=retries,
+            retry_on=retry_on,
+            task_timeout=task_timeout,
+            seed=seed,
+            return_exceptions=return_exceptions,
         )
+        return list(self._stream(Star(fn), iterable, options))
+
+    def _options(self, **keywords: Any) -> CallOptions:
+        """This executor's defaults with a call's keywords merged in, once (those left at
+        ``_UNSET`` keep the default); for the engine and the features built on it."""
+        given = {name: value for name, value in keywords.items() if value is not _UNSET}
+        return self._checked(self._defaults.merge(**given))
+
+    def _stream(
+        self,
+        fn: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        options: CallOptions,
+        on_done: Callable[[], None] | None = None,
+    ) -> Results[Any]:
+        """``imap`` with its options already merged (see ``_options``); ``on_done`` is
+        called once the call is over (its results read, or closed)."""
+        check_callable(fn)
+        check_iterable(iterable)
+        total = len(iterable) if isinstance(iterable, Sized) else None
+        return self._results(fn, iterable, options, total=total, on_done=on_done)
 
     def statistics(self) -> ExecutorStatistics:
         """Tasks and chunks done, and per worker the time spent working, (de)serializing, idle."""
@@ -446,29 +425,14 @@ class Executor(concurrent.futures.Executor):
                 backend = self._backends[kind] = create_backend(kind, workers, **options)
             return backend
 
-    def _run_options(
-        self,
-        retries: object,
-        retry_on: object,
-        task_timeout: object,
-    ) -> RunOptions:
-        timeout = check_timeout("task_timeout", task_timeout)
-        if timeout is not None and self._backend_name == "serial":  # "auto" avoids serial then
+    def _checked(self, options: CallOptions) -> CallOptions:
+        if options.task_timeout is not None and self._backend_name == "serial":
+            # ("auto" avoids serial then)
             raise InvalidOptionError(
                 "task_timeout needs a backend that can stop a task: the serial backend runs "
                 "tasks in your own thread; use backend='processes' or 'threads'"
             )
-        return RunOptions(check_retries(retries), check_retry_on(retry_on), timeout)
-
-    def _overridden(self, retries: Any, retry_on: Any, task_timeout: Any) -> RunOptions:
-        if retries is _UNSET and retry_on is _UNSET and task_timeout is _UNSET:
-            return self._defaults
-        d = self._defaults
-        return self._run_options(
-            d.retries if retries is _UNSET else retries,
-            d.retry_on if retry_on is _UNSET else retry_on,
-            d.task_timeout if task_timeout is _UNSET else task_timeout,
-        )
+        return options
 
     @staticmethod
     def _entropy(seed: int | None) -> int:
@@ -479,13 +443,8 @@ class Executor(concurrent.futures.Executor):
         self,
         fn: Callable[[Any], Any],
         iterable: Iterable[Any],
+        options: CallOptions,
         *,
-        chunksize: int | None,
-        ordered: bool,
-        progress: bool,
-        options: RunOptions,
-        seed: int | None,
-        return_exceptions: bool,
         total: int | None,
         deadline: float | None = None,
         on_done: Callable[[], None] | None = None,
@@ -493,8 +452,8 @@ class Executor(concurrent.futures.Executor):
     ) -> Results[Any]:
         """The call's results iterator. ``unread``: Executor.map's, whose first window is sent
         now and which the executor keeps until it is iterated (see map)."""
-        job = StreamJob(fn, options, self._entropy(seed))
-        flow = _Flow(ordered, progress, return_exceptions, total, deadline, chunksize)
+        job = StreamJob(fn, options, self._entropy(options.seed))
+        flow = _Flow(options, total, deadline)
         items = iter(iterable)
         chunks: Iterator[Chunk | None]
         if self._backend_name == "auto" and not is_async(fn):
@@ -507,10 +466,10 @@ class Executor(concurrent.futures.Executor):
             if unread:
                 next(chunks)  # send the first window: runs to the generator's first, empty, yield
         if not unread:
-            return Results(chunks, flow.return_exceptions)
+            return Results(chunks, flow.options.return_exceptions)
         key = next(self._map_keys)
         source = _UnreadChunks(chunks, flow, functools.partial(self._forget_unread, key))
-        results: Results[Any] = Results(source, flow.return_exceptions)
+        results: Results[Any] = Results(source, flow.options.return_exceptions)
         with self._lock:
             self._unread[key] = (source, weakref.ref(results))
         return results
@@ -571,7 +530,7 @@ class Executor(concurrent.futures.Executor):
             if backend is None:
                 return
             backend.prepare(job)
-            job.sizer = ChunkSizer(backend.workers, remaining, fixed=flow.chunksize)
+            job.sizer = ChunkSizer(backend.workers, remaining, fixed=flow.options.chunksize)
             job.sizer.record(n, wall)
             yield from self._chunks(backend, job, items, flow, first_index=n, first_seq=1)
         finally:
@@ -598,7 +557,7 @@ class Executor(concurrent.futures.Executor):
         """
         total = flow.total
         if job.sizer is None:
-            fixed = flow.chunksize or backend.default_chunksize
+            fixed = flow.options.chunksize or backend.default_chunksize
             job.sizer = ChunkSizer(
                 backend.workers,
                 total,
@@ -614,7 +573,7 @@ class Executor(concurrent.futures.Executor):
         in_flight = 0
         exhausted = failed = False
         bar = None
-        if flow.progress:
+        if flow.options.progress:
             from .._core._progress import progress_bar
 
             bar = progress_bar(total, getattr(job.fn, "__name__", "lightwork"))
@@ -656,8 +615,8 @@ class Executor(concurrent.futures.Executor):
                 finished += len(done)
                 if bar is not None:
                     bar.update(len(done))
-                failed = failed or (bool(done.errors) and not flow.return_exceptions)
-                if not flow.ordered:
+                failed = failed or (bool(done.errors) and not flow.options.return_exceptions)
+                if not flow.options.ordered:
                     in_flight -= 1
                     yield done
                     continue
@@ -692,25 +651,15 @@ class Executor(concurrent.futures.Executor):
 
 
 class _Flow:
-    """How one call's results flow back: the options the chunk loop needs."""
+    """How one call's results flow back: its options, its input's length if known, and the
+    time.monotonic() by which Executor.map must finish."""
 
-    __slots__ = ("chunksize", "deadline", "ordered", "progress", "return_exceptions", "total")
+    __slots__ = ("deadline", "options", "total")
 
-    def __init__(
-        self,
-        ordered: bool,
-        progress: bool,
-        return_exceptions: bool,
-        total: int | None,  # the input's length, if it has one
-        deadline: float | None,  # time.monotonic() by which Executor.map must finish
-        chunksize: int | None,
-    ) -> None:
-        self.ordered = ordered
-        self.progress = progress
-        self.return_exceptions = return_exceptions
+    def __init__(self, options: CallOptions, total: int | None, deadline: float | None) -> None:
+        self.options = options
         self.total = total
         self.deadline = deadline
-        self.chunksize = chunksize
 
 
 class Results(Iterator[R]):
@@ -783,7 +732,7 @@ class _UnreadChunks(Iterator["Chunk | None"]):
         with self._lock:
             # As submitted futures would: a failure no longer stops the input (a reader still
             # gets it raised in its place), and the map's timeout no longer applies.
-            self._flow.return_exceptions = True
+            self._flow.options = self._flow.options.merge(return_exceptions=True)
             self._flow.deadline = None
             try:
                 for chunk in self._chunks:
