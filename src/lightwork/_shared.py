@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
 
 from ._backends._pickling import PICKLE_PROTOCOL
 from ._core._errors import InvalidOptionError, LightworkError
+from ._core._scatter import Scatterable
 
 if sys.platform != "win32":
     import fcntl
@@ -832,7 +833,7 @@ _SHARE_PIECE = struct.Struct("<QQ")
 _SHARE_MAGIC = b"lwshare1"
 
 
-class Shared(_Handle, Generic[T]):
+class Shared(_Handle, Scatterable, Generic[T]):
     """A large object sent once per worker, not once per task: make it with :func:`share`.
 
     In the process that shared it (and on the serial and threads backends), ``.value`` is the
@@ -883,6 +884,10 @@ class Shared(_Handle, Generic[T]):
     def __reduce__(self) -> tuple[Callable[[str], Shared[Any]], tuple[str]]:
         self._check_picklable()
         return _attach_shared, (self._segment.name,)
+
+    def __lightwork_scatter__(self) -> T:
+        """For a Dask cluster, whose workers can't map this machine's memory: the object."""
+        return self.value
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""

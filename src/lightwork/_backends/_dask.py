@@ -27,7 +27,6 @@ import io
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from .._core._errors import (
     WorkerCrashedError,
 )
 from .._core._run import add_task_note
+from .._core._scatter import Scatterable
 from .._core._tasks import Attempt, Job, fail_attempt
 from ._base import Backend
 from ._pickling import PICKLE_PROTOCOL, dumps, dumps_by_value
@@ -188,7 +188,7 @@ class DaskBackend(Backend):
         self._tasks_retried = 0
         self._crashed = 0
         self._watchdog: threading.Thread | None = None
-        # id(Shared) -> (the Shared, the future of its scattered value): kept while we live
+        # id(Scatterable) -> (it, the future of its scattered value): kept while we live
         self._scattered: dict[int, tuple[Any, Any]] = {}
         self._shared_futures: dict[str, Any] = {}  # key -> future, for the tasks' arguments
         self._job_shared: dict[int, set[str]] = {}  # job id -> keys its function refers to
@@ -199,12 +199,12 @@ class DaskBackend(Backend):
         self._job_shared[job.id] = keys
 
     def _dumps(self, obj: Any, keys: set[str], by_value: bool = False) -> bytes:
-        """Pickle for a remote worker; a ``lightwork.share`` object goes by its scattered key,
-        which is added to ``keys``."""
-        if "lightwork._shared" not in sys.modules:  # no Shared object can be in there
+        """Pickle for a remote worker; a ``Scatterable`` (a ``lightwork.share`` object) goes by
+        its scattered key, which is added to ``keys``."""
+        if not Scatterable.__subclasses__():  # no scatterable type exists: none can be in there
             return dumps_by_value(obj) if by_value else dumps(obj)
 
-        def scatter(shared: Any) -> str:
+        def scatter(shared: Scatterable) -> str:
             key = self._scatter_shared(shared)
             keys.add(key)
             return key
@@ -214,13 +214,14 @@ class DaskBackend(Backend):
         pickler_class(buffer, scatter).dump(obj)
         return buffer.getvalue()
 
-    def _scatter_shared(self, shared: Any) -> str:
-        """Send a ``lightwork.share`` object's value to the cluster once; its Dask key."""
+    def _scatter_shared(self, shared: Scatterable) -> str:
+        """Send a ``Scatterable``'s value to the cluster once; its Dask key."""
         with self._lock:
             found = self._scattered.get(id(shared))
             if found is None or found[0] is not shared:
+                value = shared.__lightwork_scatter__()
                 # A list is scattered item by item: wrap the value to send it whole.
-                (future,) = self.client.scatter([shared.value], broadcast=True, hash=False)
+                (future,) = self.client.scatter([value], broadcast=True, hash=False)
                 found = self._scattered[id(shared)] = (shared, future)
                 self._shared_futures[future.key] = future
         key: str = found[1].key
@@ -458,16 +459,14 @@ def _worker_pids(cluster: Any) -> list[int]:
     return pids
 
 
-def _reduce_shared(obj: Any, scatter: Callable[[Any], str]) -> Any:
-    from .._shared import Shared
-
-    if isinstance(obj, Shared):
+def _reduce_shared(obj: Any, scatter: Callable[[Scatterable], str]) -> Any:
+    if isinstance(obj, Scatterable):
         return remote_shared, (scatter(obj),)
     return NotImplemented
 
 
 class _ScatteringPickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, scatter: Callable[[Any], str]) -> None:
+    def __init__(self, file: io.BytesIO, scatter: Callable[[Scatterable], str]) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._scatter = scatter
 
@@ -482,7 +481,7 @@ def _cloudpickler() -> type:
 
 
 class _ScatteringCloudPickler(_cloudpickler()):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, scatter: Callable[[Any], str]) -> None:
+    def __init__(self, file: io.BytesIO, scatter: Callable[[Scatterable], str]) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._scatter = scatter
 
@@ -494,7 +493,8 @@ class _ScatteringCloudPickler(_cloudpickler()):  # type: ignore[misc]
 
 
 class _RemoteShared:
-    """A ``lightwork.share`` object on a Dask worker: ``.value`` is the scattered copy."""
+    """A ``Scatterable`` (a ``lightwork.share`` object) on a Dask worker: ``.value`` is the
+    scattered copy."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
