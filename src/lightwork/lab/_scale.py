@@ -720,10 +720,9 @@ def _breakdown(
 
 
 def _progress_bar(total: int | None) -> ProgressBar:
-    from tqdm.auto import tqdm
+    from .._core._progress import progress_bar
 
-    bar: ProgressBar = tqdm(total=total, desc="scale", unit="run", dynamic_ncols=True)
-    return bar
+    return progress_bar(total, "scale", unit="run")
 
 
 # ---- validation --------------------------------------------------------------------------------
