@@ -38,12 +38,17 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _peers, however this is run
+sys.path.insert(
+    0, os.path.dirname(os.path.abspath(__file__))
+)  # _support and _measure, however this is run
 import _measure
-import _peers
+import _support
 from _measure import Table, fmt_s, fmt_x
 from _measure import med as median
-from _peers import find_pi, square
+from _support import find_pi, square
+
+from lightwork.lab import _peers as peers
+from lightwork.lab._peers import Runner
 
 # ---- sizes ------------------------------------------------------------------------------------
 
@@ -91,21 +96,21 @@ class Variant:
     skipped: str | None = None
 
 
-PoolFactory = Callable[[], AbstractContextManager[_peers.Runner]]
+PoolFactory = Callable[[], AbstractContextManager[Runner]]
 
 
 def run_side_by_side(
     pools: dict[str, PoolFactory],
     variants: list[Variant],
     rounds: int,
-    warmup: Callable[[_peers.Runner], object],
+    warmup: Callable[[Runner], object],
     check: Callable[[Variant, list[Any]], None],
     log: Callable[[str], None],
 ) -> None:
     """Open every pool, warm each once, then time every variant once per round, rotating the
     order each round; leaving shuts the pools down, last opened first."""
     with ExitStack() as stack:
-        live: dict[str, _peers.Runner] = {}
+        live: dict[str, Runner] = {}
         for name, factory in pools.items():
             try:
                 runner = stack.enter_context(factory())
@@ -123,10 +128,10 @@ def run_side_by_side(
                 runner = live[v.pool]
                 before = _chunks_done(runner)
                 start = time.perf_counter()
-                out = runner.map(v.fn, v.items, v.chunksize)
+                out = runner(v.fn, v.items, v.chunksize)
                 seconds = time.perf_counter() - start
-                if runner.own_seconds is not None:  # a runner that times itself
-                    seconds, runner.own_seconds = runner.own_seconds, None
+                if isinstance(runner, _CeilingRunner):  # it times itself
+                    seconds = runner.own_seconds
                 after = _chunks_done(runner)
                 if before is not None and after is not None:
                     v.chunks.append(after - before)
@@ -137,7 +142,7 @@ def run_side_by_side(
             log(f"  round {r + 1}/{rounds} done")
 
 
-def _chunks_done(runner: _peers.Runner) -> int | None:
+def _chunks_done(runner: Runner) -> int | None:
     if runner.stats is None:
         return None
     stats = runner.stats()
@@ -150,17 +155,17 @@ def _chunks_done(runner: _peers.Runner) -> int | None:
 def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
     n, n1 = cfg["tasks"], cfg["ppe1_tasks"]
     items, items1 = list(range(n)), list(range(n1))
-    tuned = _peers.tuned_chunksize(n, workers)
+    tuned = peers.tuned_chunksize(n, workers)
     pools: dict[str, PoolFactory] = {
-        "lw": lambda: _peers.lightwork_map_pool(workers),
-        "lw-fork": lambda: _peers.lightwork_executor_pool(workers, "fork"),
+        "lw": lambda: _support.lightwork_map_pool(workers),
+        "lw-fork": lambda: peers.lightwork_pool(workers, start_method="fork"),
     }
     for m in START_METHODS:
-        pools[f"pool-{m}"] = lambda m=m: _peers.mp_pool(workers, m)
-        pools[f"ppe-{m}"] = lambda m=m: _peers.ppe_pool(workers, m)
-    pools["joblib"] = lambda: _peers.joblib_pool(workers)
+        pools[f"pool-{m}"] = lambda m=m: peers.mp_pool(workers, m)
+        pools[f"ppe-{m}"] = lambda m=m: peers.ppe_pool(workers, m)
+    pools["joblib"] = lambda: peers.joblib_pool(workers)
     for m in START_METHODS:
-        pools[f"mpire-{m}"] = lambda m=m: _peers.mpire_pool(workers, m)
+        pools[f"mpire-{m}"] = lambda m=m: peers.mpire_pool(workers, m)
     pools["serial"] = _serial_pool
 
     scale1 = n / n1
@@ -191,8 +196,8 @@ def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
     for m in START_METHODS:
         variants.append(Variant(f"mpire.WorkerPool.map ({m})", f"mpire-{m}", square, items))
 
-    def warmup(runner: _peers.Runner) -> None:
-        runner.map(square, list(range(WARMUP_TASKS)))
+    def warmup(runner: Runner) -> None:
+        runner(square, list(range(WARMUP_TASKS)))
 
     def check(v: Variant, out: list[Any]) -> None:
         if len(out) != len(v.items) or out[-1] != square(v.items[-1]) or out[7] != 49:
@@ -242,12 +247,12 @@ def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
     return table, raw
 
 
-class _SerialRunner(_peers.Runner):
+class _SerialRunner(Runner):
     def __init__(self) -> None:
         super().__init__(lambda fn, items, chunksize: [fn(x) for x in items])
 
 
-def _serial_pool() -> AbstractContextManager[_peers.Runner]:
+def _serial_pool() -> AbstractContextManager[Runner]:
     from contextlib import nullcontext
 
     return nullcontext(_SerialRunner())
@@ -268,11 +273,11 @@ def section_b(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         for kind, method in kinds[shift:] + kinds[:shift]:
             start_method, _, script = method.partition("-")
             code = (
-                f"import _peers; _peers.startup_probe({kind!r}, {start_method!r}, {workers}, "
+                f"import _support; _support.startup_probe({kind!r}, {start_method!r}, {workers}, "
                 f"{pools})"
             )
-            out, _ = _peers.run_python(code, as_script=bool(script))
-            runs[(kind, method)].append(_peers.last_json(out))
+            out, _ = _support.run_python(code, as_script=bool(script))
+            runs[(kind, method)].append(_support.last_json(out))
 
     table = Table(
         f"(b) start-up: new pool -> first result of one trivial task, {workers} workers",
@@ -335,11 +340,11 @@ def section_c(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
     parts = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
     pools: dict[str, PoolFactory] = {
         "serial": _serial_pool,
-        "lw": lambda: _peers.lightwork_map_pool(workers),
-        "pool": lambda: _peers.mp_pool(workers, "forkserver"),
-        "ppe": lambda: _peers.ppe_pool(workers, "forkserver"),
-        "joblib": lambda: _peers.joblib_pool(workers),
-        "mpire": lambda: _peers.mpire_pool(workers, "forkserver"),
+        "lw": lambda: _support.lightwork_map_pool(workers),
+        "pool": lambda: peers.mp_pool(workers, "forkserver"),
+        "ppe": lambda: peers.ppe_pool(workers, "forkserver"),
+        "joblib": lambda: peers.joblib_pool(workers),
+        "mpire": lambda: peers.mpire_pool(workers, "forkserver"),
         "ceiling": _ceiling_pool,
     }
     variants = [
@@ -353,8 +358,8 @@ def section_c(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         Variant("mpire.WorkerPool.map (forkserver)", "mpire", find_pi, parts),
     ]
 
-    def warmup(runner: _peers.Runner) -> None:
-        runner.map(find_pi, [1000] * (2 * workers))
+    def warmup(runner: Runner) -> None:
+        runner(find_pi, [1000] * (2 * workers))
 
     def check(v: Variant, out: list[Any]) -> None:
         total = sum(v.items)
@@ -412,19 +417,20 @@ def section_c(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
     return table, raw
 
 
-class _CeilingRunner(_peers.Runner):
+class _CeilingRunner(Runner):
     """Runs ``find_pi`` on fresh forked processes and reports their own span as the time:
     the clock starts at a common go signal, after the processes have started."""
 
     def __init__(self) -> None:
         super().__init__(self._run)
+        self.own_seconds = 0.0
 
     def _run(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
-        self.own_seconds, counts = _peers.ceiling_run(items)
+        self.own_seconds, counts = _support.ceiling_run(items)
         return counts
 
 
-def _ceiling_pool() -> AbstractContextManager[_peers.Runner]:
+def _ceiling_pool() -> AbstractContextManager[Runner]:
     from contextlib import nullcontext
 
     return nullcontext(_CeilingRunner())
@@ -436,8 +442,10 @@ def _ceiling_pool() -> AbstractContextManager[_peers.Runner]:
 def section_d(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> tuple[Table, dict]:
     n = cfg["imap_items"]
     log(f"(d) lightwork.imap over a {n:,}-item generator, in a fresh interpreter")
-    out, _ = _peers.run_python(f"import _peers; _peers.imap_probe({n}, {workers})", timeout=900)
-    r = _peers.last_json(out)
+    out, _ = _support.run_python(
+        f"import _support; _support.imap_probe({n}, {workers})", timeout=900
+    )
+    r = _support.last_json(out)
     table = Table(
         f"(d) lightwork.imap(x*x) over (i for i in range({n:,})), results discarded",
         ["measure", "value"],
@@ -489,8 +497,8 @@ def section_e(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         times, last = [], None
         try:
             for _ in range(reps):
-                out, _ = _peers.run_python(_peers.IMPORT_PROBE.format(module=module))
-                last = _peers.last_json(out)
+                out, _ = _support.run_python(_support.IMPORT_PROBE.format(module=module))
+                last = _support.last_json(out)
                 times.append(last["seconds"])
         except RuntimeError as error:
             if "ModuleNotFoundError" not in str(error):
@@ -513,7 +521,7 @@ def section_e(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
         )
         raw[module] = {"times": times, **last}
     first_use = "import lightwork._engine._executor, lightwork._backends._processes._supervisor"
-    _, err = _peers.run_python(first_use, flags=["-X", "importtime"])
+    _, err = _support.run_python(first_use, flags=["-X", "importtime"])
     top = _importtime_top(err, 6)
     raw["lightwork_importtime_top"] = top
     heavy = [
@@ -576,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in cfg:
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    _peers.put_bench_dir_on_child_path()  # before any pool or forkserver starts
+    _support.put_bench_dir_on_child_path()  # before any pool or forkserver starts
     workers = args.workers
     sections = [s for s in args.sections.replace(",", "") if s in SECTIONS]
 
@@ -587,10 +595,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = _environment(workers, cfg)
     print(header + "\n", flush=True)
     tables, raw = [], {"environment": header, "config": cfg, "workers": workers}
-    whole = _peers.OtherLoad()
+    whole = _support.OtherLoad()
     others: dict[str, float | None] = {}
     for s in sections:
-        meter = _peers.OtherLoad()
+        meter = _support.OtherLoad()
         table, data = SECTIONS[s](cfg, workers, log)
         others[s] = meter.cores()
         table.notes.append(_other_load_note(others[s]))

@@ -17,7 +17,7 @@ from ._stats import PipelineStatistics, StageStatistics
 __all__ = ["Run"]
 
 # After Ctrl-C has terminated the executors, how long to wait for stage threads: one that cannot
-# be woken (see the module docstring) must not delay the KeyboardInterrupt beyond a second.
+# be woken (see the package docstring) must not delay the KeyboardInterrupt beyond a second.
 TERMINATE_JOIN_SECONDS = 0.5
 
 

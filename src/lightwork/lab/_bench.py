@@ -17,11 +17,9 @@ a row saying so, and the command exits 1 naming it.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import difflib
 import json
 import math
-import multiprocessing
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,13 +27,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import lightwork
-
 from .._core._cpus import available_cpus
+from . import _peers as peers
+from ._peers import Runner
 from ._workloads import WORKLOADS
 
-# Runs one map of the items and returns its results: what a contender is.
-Runner = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
 # PPE with chunksize=1 pays a round trip per task: it is timed on at most this many items and
 # scaled linearly, or a tiny-task row would take minutes.
 PER_TASK_PEER_MAX_ITEMS = 10_000
@@ -54,61 +50,32 @@ class BenchRow:
     failed: bool = False  #: the contender raised: ``note`` says what
 
 
-def _lightwork(workers: int, backend: str) -> Iterator[Runner]:
-    with lightwork.Executor(workers, backend=backend) as executor:
-        executor.start()
-        yield lambda fn, items: list(executor.imap(fn, items))
-
-
-def _pool(workers: int) -> Iterator[Runner]:
-    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
-        yield lambda fn, items: pool.map(fn, items)
-
-
-def _ppe(workers: int, tuned: bool) -> Iterator[Runner]:
-    context = multiprocessing.get_context("forkserver")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-
-        def run(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-            size = max(1, len(items) // (4 * workers)) if tuned else 1
-            return list(pool.map(fn, items, chunksize=size))
-
-        yield run
-
-
-def _tpe(workers: int) -> Iterator[Runner]:
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        yield lambda fn, items: list(pool.map(fn, items))
-
-
-def _joblib(workers: int) -> Iterator[Runner]:
-    import joblib
-
-    with joblib.Parallel(n_jobs=workers) as parallel:
-        yield lambda fn, items: list(parallel(joblib.delayed(fn)(x) for x in items))
-
-
-def _mpire(workers: int) -> Iterator[Runner]:
-    from mpire.pool import WorkerPool
-
-    with WorkerPool(n_jobs=workers, start_method="forkserver", keep_alive=True) as pool:
-        # mpire calls fn(*item) when an item is a tuple: a 1-tuple passes the item itself.
-        yield lambda fn, items: pool.map(fn, [(x,) for x in items])
-
-
 def contenders(workers: int) -> dict[str, Callable[[], AbstractContextManager[Runner]]]:
     """Name -> a context manager giving a warm runner; the first is the reference."""
     return {
-        "lightwork processes": contextmanager(lambda: _lightwork(workers, "processes")),
-        "lightwork threads": contextmanager(lambda: _lightwork(workers, "threads")),
-        "lightwork auto": contextmanager(lambda: _lightwork(workers, "auto")),
-        "multiprocessing.Pool": contextmanager(lambda: _pool(workers)),
-        "ProcessPoolExecutor, chunksize 1": contextmanager(lambda: _ppe(workers, tuned=False)),
-        "ProcessPoolExecutor, chunksize n/4w": contextmanager(lambda: _ppe(workers, tuned=True)),
-        "ThreadPoolExecutor": contextmanager(lambda: _tpe(workers)),
-        "joblib": contextmanager(lambda: _joblib(workers)),
-        "mpire": contextmanager(lambda: _mpire(workers)),
+        "lightwork processes": lambda: peers.lightwork_pool(workers, "processes"),
+        "lightwork threads": lambda: peers.lightwork_pool(workers, "threads"),
+        "lightwork auto": lambda: peers.lightwork_pool(workers, "auto"),
+        "multiprocessing.Pool": lambda: peers.mp_pool(workers, "forkserver"),
+        "ProcessPoolExecutor, chunksize 1": lambda: peers.ppe_pool(workers, "forkserver"),
+        "ProcessPoolExecutor, chunksize n/4w": lambda: _tuned(
+            peers.ppe_pool(workers, "forkserver"), workers
+        ),
+        "ThreadPoolExecutor": lambda: peers.tpe_pool(workers),
+        "joblib": lambda: peers.joblib_pool(workers),
+        "mpire": lambda: peers.mpire_pool(workers, "forkserver"),
     }
+
+
+@contextmanager
+def _tuned(pool: AbstractContextManager[Runner], workers: int) -> Iterator[Runner]:
+    """The pool's runner with four chunks per worker instead of the pool's default."""
+    with pool as runner:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
+            return runner(fn, items, chunksize or peers.tuned_chunksize(len(items), workers))
+
+        yield Runner(run, runner.stats)
 
 
 def bench(

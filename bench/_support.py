@@ -1,12 +1,13 @@
-"""Shared helpers for the benchmarks: workloads, the peer pools behind one interface, probes.
+"""What the benchmarks share: workloads, ``lightwork.map`` as a pool, the machine's ceiling and
+how busy it was, and probes run in fresh interpreters.
+
+The peer pools (multiprocessing.Pool, ProcessPoolExecutor, joblib, mpire, ...) are the
+library's own, in ``lightwork.lab._peers``, which ``lightwork bench`` runs too; the pools here
+yield its :class:`~lightwork.lab._peers.Runner`.
 
 Kept importable without side effects and with the standard library only at the top, so that
 worker processes (fork, forkserver, loky's spawn) can unpickle ``square`` and ``find_pi`` by
 reference cheaply: the bench scripts put this folder on ``PYTHONPATH`` for their children.
-
-Every pool factory is a context manager yielding a :class:`Runner`; leaving it shuts the pool
-down. A peer that is not installed raises ImportError on entry, which the caller reports as a
-skipped row.
 """
 
 from __future__ import annotations
@@ -49,28 +50,7 @@ def put_bench_dir_on_child_path() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([BENCH_DIR, *paths])
 
 
-# ---- one interface over every pool ------------------------------------------------------------
-
-
-class Runner:
-    """``map(fn, items, chunksize)`` on one live pool; ``chunksize=None`` is the library default."""
-
-    def __init__(
-        self,
-        map_fn: Callable[[Callable[[Any], Any], Sequence[Any], int | None], list[Any]],
-        stats: Callable[[], Any] | None = None,
-    ) -> None:
-        self._map = map_fn
-        self.stats = stats
-        self.own_seconds: float | None = None  # set by a runner that times a map itself
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None = None):
-        return self._map(fn, items, chunksize)
-
-
-def tuned_chunksize(n_items: int, workers: int) -> int:
-    """``multiprocessing.Pool.map``'s own default: four chunks per worker."""
-    return max(1, -(-n_items // (4 * workers)))
+# ---- lightwork.map as a pool -----------------------------------------------------------------
 
 
 def shutdown_lightwork_warm_pools() -> None:
@@ -99,9 +79,11 @@ def lightwork_warm_executor(workers: int) -> Any:
 
 
 @contextmanager
-def lightwork_map_pool(workers: int) -> Iterator[Runner]:
-    """``lightwork.map``: its own warm pool (default start method), shut down on exit."""
+def lightwork_map_pool(workers: int) -> Iterator[Any]:
+    """``lightwork.map``: its own warm pool (default start method), shut down on exit; yields a
+    ``lightwork.lab._peers.Runner``."""
     import lightwork
+    from lightwork.lab._peers import Runner
 
     def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
         return lightwork.map(fn, items, max_workers=workers, chunksize=chunksize)
@@ -114,78 +96,6 @@ def lightwork_map_pool(workers: int) -> Iterator[Runner]:
         yield Runner(run, stats)
     finally:
         shutdown_lightwork_warm_pools()
-
-
-@contextmanager
-def lightwork_executor_pool(workers: int, start_method: str | None) -> Iterator[Runner]:
-    """``lightwork.Executor(workers, start_method=...).imap``."""
-    import lightwork
-
-    with lightwork.Executor(workers, start_method=start_method) as executor:
-
-        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
-            return list(executor.imap(fn, items, chunksize=chunksize))
-
-        yield Runner(run, executor.statistics)
-
-
-@contextmanager
-def mp_pool(workers: int, start_method: str) -> Iterator[Runner]:
-    """``multiprocessing.Pool(workers).map``."""
-    pool = multiprocessing.get_context(start_method).Pool(workers)
-    try:
-
-        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
-            return pool.map(fn, items, chunksize)
-
-        yield Runner(run)
-    finally:
-        pool.close()
-        pool.join()
-
-
-@contextmanager
-def ppe_pool(workers: int, start_method: str) -> Iterator[Runner]:
-    """``concurrent.futures.ProcessPoolExecutor.map`` (its default chunksize is 1)."""
-    context = multiprocessing.get_context(start_method)
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as executor:
-
-        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
-            return list(executor.map(fn, items, chunksize=chunksize or 1))
-
-        yield Runner(run)
-
-
-@contextmanager
-def joblib_pool(workers: int) -> Iterator[Runner]:
-    """``joblib.Parallel(n_jobs=workers)`` (loky, automatic batching), reused in a with-block."""
-    import joblib
-
-    with joblib.Parallel(n_jobs=workers) as parallel:
-
-        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
-            if chunksize is not None:
-                raise ValueError("joblib rows use joblib's automatic batching")
-            return list(parallel(joblib.delayed(fn)(x) for x in items))
-
-        yield Runner(run)
-
-
-@contextmanager
-def mpire_pool(workers: int, start_method: str) -> Iterator[Runner]:
-    """``mpire.WorkerPool(n_jobs=workers, keep_alive=True).map``: workers survive between maps."""
-    import mpire
-
-    pool = mpire.WorkerPool(n_jobs=workers, start_method=start_method, keep_alive=True)
-    try:
-
-        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None):
-            return pool.map(fn, items, chunk_size=chunksize)
-
-        yield Runner(run)
-    finally:
-        pool.stop_and_join()
-        pool.terminate()
 
 
 # ---- the machine's ceiling: independent processes, no library in between -------------------
@@ -264,7 +174,7 @@ class OtherLoad:
         return max(0.0, others) / max(time.perf_counter() - self.start, 1e-9)
 
 
-# ---- probes, each run in a fresh interpreter: python -c "import _peers; _peers.X(...)" -------
+# ---- probes, each run in a fresh interpreter: python -c "import _support; _support.X(...)" -------
 
 
 def startup_probe(kind: str, start_method: str, workers: int, pools: int) -> None:
