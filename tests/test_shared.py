@@ -533,6 +533,33 @@ def test_attaching_after_the_owner_closed_raises_a_clear_error(make: Any) -> Non
         pickle.loads(handle)
 
 
+@pytest.mark.parametrize("make", MAKERS)
+def test_a_handle_pickles_as_a_function_of_the_package_not_of_a_module_in_it(make: Any) -> None:
+    # Short on the wire, and valid for pickles made before _shared became a package.
+    with make() as shared:
+        data = pickle.dumps(shared, protocol=0)
+        assert data.startswith(b"clightwork._shared\n_attach_")
+        assert pickle.loads(data).name == shared.name
+
+
+def test_shared_closed_error_shows_and_pickles_as_its_public_name() -> None:
+    error = pickle.loads(pickle.dumps(SharedClosedError("gone")))
+    assert type(error) is SharedClosedError
+    assert f"{SharedClosedError.__module__}.{SharedClosedError.__qualname__}" == (
+        "lightwork.SharedClosedError"
+    )
+
+
+def test_a_shared_object_offers_its_value_to_a_cluster_backend() -> None:
+    # The Dask backend knows the protocol in lightwork._core, never this feature.
+    from lightwork._core._scatter import Scatterable
+
+    words = ["many", "hands"]
+    with share(words) as shared:
+        assert isinstance(shared, Scatterable)
+        assert shared.__lightwork_scatter__() is words
+
+
 def test_sending_a_closed_object_to_a_worker_fails_that_task_only() -> None:
     value = SharedValue("i")
     value.close()
