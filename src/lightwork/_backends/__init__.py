@@ -28,7 +28,7 @@ def create_backend(name: str, max_workers: int, **options: Any) -> Backend:
 
         return AsyncBackend(max_workers, **options)
     if name == "processes":
-        from ._processes._supervisor import ProcessBackend
+        from ._processes._backend import ProcessBackend
 
         return ProcessBackend(max_workers, **options)
     raise AssertionError(f"unvalidated backend {name!r}")

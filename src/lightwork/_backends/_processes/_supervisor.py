@@ -1,78 +1,132 @@
-"""The process backend: worker processes watched by one supervisor thread.
+"""The supervisor: one thread per pool, and the only owner of the pool's worker processes.
 
-    submit() (any thread)                 supervisor thread                     worker i
-    ---------------------                 -----------------                     --------
-    pickle the attempt's args  --pending deque + wake pipe-->  dispatch  --RUN-->  run_chunk
-                                                                          <-RESULT-- (slot: which
-    chunk.resolve() <----------------------------------------  on result            task runs)
-                                          on sentinel: the worker died: requeue the unfinished
-                                          positions, charge the task it held (when its slot
-                                          names one; else re-run them naming each), start a
-                                          replacement
+    any thread (ProcessBackend)       supervisor thread (Supervisor.run)      worker i (_worker)
+    ---------------------------       ----------------------------------      ------------------
+    prepare(job): pickle the
+      function once -> spec id
+    submit(attempt): pickle its
+      args --> inbox.pending -+
+    forget a spec, arrays     |
+      released, cancel,       +-wake-> wait(wake pipe, each worker's pipe
+      shutdown, terminate     |  pipe       and sentinel; timeout: the nearest
+      --> inbox --------------+             deadline, the next memory sample)
+                                       dispatch: an idle worker, else a new one
+                                         (spawn) under max_workers, else one
+                                         with room to send ahead
+                                         --SPEC (first use of a function)-->  unpickle it, keep it
+                                         --RUN serial, indices + args------>  slot <- serial;
+                                                                              run_chunk, naming
+                                                                              tasks in the slot
+    chunk.resolve(): a future,   <---- on RESULT, BAD_INPUT <---------------  results, errors
+      a stream's queue                 on READY, INIT_FAILED <--------------  as it starts
+                                       on a sentinel: it died: attribute_death
+                                         (_deaths) requeues and charges a task;
+                                         the wording is _exits'
+                                       deadlines: kill a worker whose task
+                                         overran task_timeout (its slot says
+                                         since when); sample memory
 
-Only the supervisor thread touches workers, their in-flight attempts and the spec caches; other
-threads append to ``_pending`` and write a byte to the wake pipe. The supervisor sleeps in
-``wait`` (see _channel) on every worker's pipe *and* sentinel, so a dead worker is
-noticed at once, and it always knows which attempts each worker holds (in send order, which is
-the order the worker runs them). Each worker has its own pipe, so a dead worker never corrupts a
-queue that others share, the failure that makes ``multiprocessing.Pool`` hang (cpython#96062).
+Who reads and writes what:
 
-Attempts are sent ahead: a worker holds up to ``lookahead`` of them so it never waits for its
-next chunk. Only small payloads go ahead of time: a worker busy computing does not read its pipe,
-and a large payload would block the supervisor in send() while that worker, in turn, waits to
-send its result.
+- ``Inbox`` is how other threads reach the supervisor: each request is a deque append or a
+  flag, then ``wake()`` (one byte on the wake pipe, at most one unread). ``pending``: attempts
+  to run, e.g. ``deque([Attempt(chunk 3, 0..40)])``: any thread appends (submit), the
+  supervisor pops, and puts requeued attempts back at the front. ``forgotten``: spec ids every
+  worker must drop (a call that captured arrays ended), e.g. ``deque([7])``. ``released``:
+  tokens of lent arrays that no call uses any more, e.g. ``deque([frozenset({2})])``. Flags:
+  ``closing`` (shutdown: finish the work, then stop), ``terminated`` (stop now), set by the
+  facade under its lock; ``cancel_requested`` and ``start_all``, set by the facade and cleared
+  by the supervisor.
+- The function cache: ``ProcessBackend._specs`` maps a pickled function (with its retry
+  policy) to its spec id, e.g. ``{b'\\x80\\x05...': 4}``, the last SPEC_CACHE_SIZE in LRU
+  order; any thread, under ``_specs_lock``. A spec that refers to a call's arrays gets an id of
+  its own and is forgotten when the call ends. Each ``_Worker.specs`` (the ids that worker
+  holds, in the same LRU order) is the supervisor's: SPEC goes with a worker's first RUN of a
+  function, DROP when the worker's cache evicts one.
+- ``Supervisor._workers`` (number -> _Worker) and everything in a _Worker (its process, pipe,
+  lifeline, ``state``, ``inflight``: (serial, attempt) pairs in send order, which is the order
+  the worker runs them): the supervisor only.
+- A worker's task slot (shared memory, see _wire.SharedSlot): the worker writes the serial of
+  the attempt it began, the task it is in and since when; the supervisor reads it to enforce
+  deadlines and to attribute a death.
+- Published by the supervisor for any thread: ``broken`` (the error that broke the pool),
+  ``all_ready`` (an event: every worker said READY, or the pool broke), ``counters`` (every
+  worker's WorkerCounters, in a tuple replaced as a worker starts; their fields are written by
+  the supervisor only), ``started``, ``crashed`` and ``retried``.
+- Chunks are resolved or failed by the supervisor, or by the submitting thread for arguments
+  that won't pickle; their jobs hand the outcomes to whoever waits.
+
+A worker's life (see WorkerState):
+
+- Spawned as work needs it (a pool of 500 given 39 tasks starts 39), or all at once by
+  ``start_workers()``; it gets its own duplex pipe (a dead worker corrupts no queue others
+  share, the failure that makes ``multiprocessing.Pool`` hang, cpython#96062), its task slot,
+  and a lifeline: the read end of a pipe whose write end only the supervisor holds and never
+  writes; when the parent dies, the worker gets end-of-file and SIGIO and dies with it.
+- STARTING: it imports and runs the initializer; it takes work meanwhile (its pipe holds it).
+  It says READY, or INIT_FAILED with the initializer's traceback, which breaks the pool: every
+  waiting and later attempt fails with WorkerInitializationError.
+- Work goes ahead: a worker holds up to ``lookahead`` attempts so it never waits for its next
+  chunk, but only payloads (and functions) of up to PREFETCH_MAX_BYTES, which fit the pipe's
+  buffer: a worker busy computing does not read its pipe, and a large send would block the
+  supervisor while that worker, in turn, waits to send its result.
+- Deadlines: a task with ``task_timeout`` is named in the slot with its start time; after
+  each wait the supervisor kills a worker whose task overran (KILLED) and sleeps no longer
+  than the nearest deadline.
+- Memory: every MEMORY_SAMPLE_SECONDS the resident memory of the busy workers is sampled, so
+  that a SIGKILLed one can be said to have been most likely out of memory.
+- Recycling (``max_tasks_per_worker``): an attempt is split to fit the worker's remaining
+  budget; a worker that reached it is RETIRING, sent STOP once its attempts are back, and
+  replaced as work needs it (its last attempts overlap its successor's first).
+- Lending arrays (fork pools, see _arrays): a worker inherits the very large arrays lent
+  before it forked (``inherited``). Work that needs newer ones goes to a worker forked after
+  them: an idle one that can't run it is retired to make room. When lent arrays are done with,
+  their tokens are posted to every fork pool's inbox, and each supervisor retires the workers
+  that hold them (DRAINING: they still count against max_workers while they hold work).
+- Its end: STOP (shutdown, recycling) or, if it still holds work, a kill (terminate). When its
+  sentinel fires (or its pipe ends), the supervisor first reads the results it sent before
+  dying, then: while terminating, nothing more; RETIRING or DRAINING and holding nothing, an
+  expected exit; if it never began an attempt, a start-up death (MAX_STARTUP_DEATHS in a row
+  break the pool with WorkerCrashedError); otherwise ``attribute_death`` (see _deaths's table)
+  decides what runs again and which task is charged, and a task with no retry left fails with
+  TaskTimeoutError (KILLED) or WorkerCrashedError (also a BrokenProcessPool).
 """
 
 from __future__ import annotations
 
-import atexit
+import enum
 import itertools
-import multiprocessing
-import multiprocessing.util  # before our atexit handler: see _shutdown_at_exit
 import os
 import pickle
-import signal
 import sys
 import threading
 import time
-import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable, Set
+from collections.abc import Set
 from typing import TYPE_CHECKING, Any
 
 from ..._core._counters import WorkerCounters
 from ..._core._errors import (
     BrokenWorkerError,
     ExecutorShutdownError,
-    LightworkError,
-    RemoteTraceback,
     SerializationError,
-    TaskTimeoutError,
-    WorkerCrashedError,
     WorkerInitializationError,
     as_process_pool_error,
 )
-from ..._core._run import Call, Star, add_task_note
-from ..._core._tasks import Attempt, Chunk, Job, copy_error, fail_attempt
-from .._base import Backend
-from .._pickling import (
-    decode_error,
-    dumps,
-    dumps_by_value,
-    dumps_function,
-    interactive_main,
-    needs_value,
-    serialization_error,
-)
+from ..._core._run import add_task_note
+from ..._core._tasks import Attempt, Job, fail_attempt
+from .._pickling import decode_error
 from . import _wire
 from ._channel import Channel, pipe, wait
-from ._initializer import Initializer
-from ._wire import HEADER, IN_CHUNK, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
+from ._deaths import Blame, attribute_death
+from ._exits import death_error, initializer_error, startup_error
+from ._exits import likely_cause as _likely_cause  # noqa: F401 - tests/test_faults.py imports it
+from ._wire import HEADER, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 if TYPE_CHECKING:
     from ..._core._slot import Slot
-    from ..._core._stats import WorkerStatistics
-    from ._arrays import CallArrays
+    from ._encoder import Encoder
+    from ._initializer import Initializer
 
 # A payload this small fits in the pipe's buffer, so it can be sent to a busy worker.
 PREFETCH_MAX_BYTES = 32 * 1024
@@ -80,33 +134,81 @@ PREFETCH_MAX_BYTES = 32 * 1024
 SPEC_CACHE_SIZE = 64
 # How often memory is sampled, to say "out of memory?" when a worker is SIGKILLed.
 MEMORY_SAMPLE_SECONDS = 0.5
-_NO_TOKENS: frozenset[int] = frozenset()
-# A worker whose resident memory was above this share of the machine's when it was SIGKILLed
-# was most likely chosen by the kernel's out-of-memory killer.
-OOM_SHARE = 0.25
 # Workers that die before running anything, in a row, before the executor gives up: a worker
 # that cannot even start would otherwise be respawned forever.
 MAX_STARTUP_DEATHS = 3
 # How long shutdown waits for a worker to exit on its own before killing it.
 EXIT_GRACE_SECONDS = 2.0
+_NO_TOKENS: frozenset[int] = frozenset()
 
 
-def default_start_method() -> str:
-    """forkserver where it exists (Linux, and Python 3.14's default there), else spawn.
+class Inbox:
+    """What other threads ask of the supervisor (see the module's "who reads and writes")."""
 
-    fork is fast but unsafe once the parent has threads, and this backend always has one (the
-    supervisor): a child forked while another thread holds a lock inherits it locked. forkserver
-    forks workers from a clean single-threaded server; ``start_method="fork"`` opts back in.
+    def __init__(self) -> None:
+        self.pending: deque[Attempt] = deque()
+        self.forgotten: deque[int] = deque()
+        self.released: deque[frozenset[int]] = deque()
+        self.closing = False  # shutdown(): finish pending work, then stop
+        self.terminated = False  # terminate(): stop now
+        self.cancel_requested = False  # cancel_pending(): drop what no worker holds yet
+        self.start_all = False  # start_workers(): start every worker now
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        self.wake_sent = False
+
+    def wake(self) -> None:
+        """Have the supervisor look at its inbox (it may be asleep in wait())."""
+        if not self.wake_sent:
+            self.wake_sent = True
+            try:
+                os.write(self.wake_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass
+
+    def close(self) -> None:
+        for fd in (self.wake_r, self.wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.wake_r = self.wake_w = -1
+
+
+class WorkerState(enum.Enum):
+    """Where a worker is in its life, as the supervisor sees it.
+
+    STARTING --READY--> READY; either --> RETIRING, DRAINING, KILLED or DYING, and from any
+    state its sentinel ends it (an expected exit for RETIRING and DRAINING holding nothing).
+    Only STARTING and READY workers are given work.
     """
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
+
+    STARTING = "starting"  # spawned; importing, running the initializer; it has not said READY
+    READY = "ready"  # started and initialized
+    # Takes no more work and is sent STOP once its attempts are back: it reached
+    # max_tasks_per_worker, or it was forked before arrays that work now needs.
+    RETIRING = "retiring"
+    # Retired before its work ran out, because it holds lent arrays no call uses any more: it
+    # counts against max_workers until its attempts are back (a RETIRING one doesn't).
+    DRAINING = "draining"
+    KILLED = "killed"  # killed for overrunning task_timeout; ``overran`` says which task
+    DYING = "dying"  # a send to it failed: its sentinel will say it died
+
+
+STARTING, READY, RETIRING, DRAINING, KILLED, DYING = WorkerState
 
 
 class _Worker:
     """The supervisor's view of one worker process."""
 
     def __init__(
-        self, number: int, process: Any, conn: Channel, slot: SharedSlot, lifeline: Channel
+        self,
+        number: int,
+        process: Any,
+        conn: Channel,
+        slot: SharedSlot,
+        lifeline: Channel,
+        inherited: frozenset[int],
     ) -> None:
         self.number = number
         self.process = process
@@ -114,290 +216,72 @@ class _Worker:
         self.shared_slot = slot  # keeps the shared memory mapped
         self.slot: Slot = slot.view
         self.lifeline = lifeline  # the write end of the worker's lifeline: held, never written
+        self.inherited = inherited  # the lent arrays it has by fork (see _arrays)
+        self.state = STARTING
         self.counters = WorkerCounters(number, process.pid)
         self.inflight: deque[tuple[int, Attempt]] = deque()  # (serial, attempt), in send order
         self.specs: OrderedDict[int, None] = OrderedDict()  # spec ids this worker holds
         self.tasks_sent = 0
-        self.retiring = False  # recycled after max_tasks_per_worker: its exit is expected
-        # Retired before its tasks ran out (it holds lent arrays no longer used): it still
-        # counts against max_workers until they have (a recycled one overlaps its successor).
-        self.draining = False
-        self.timed_out: tuple[int, float] | None = None  # (task index, limit) if killed for it
+        self.overran: tuple[int, float] | None = None  # KILLED: (task index, task_timeout)
         self.rss = 0  # last sampled resident memory, bytes
-        self.ran_something = False
         self.spawned_at = time.monotonic()
-        self.ready = False  # it said READY: started and initialized
-        self.dead = False  # a send failed: it is dying, its sentinel will say so
-        self.inherited: frozenset[int] = frozenset()  # large arrays it has by fork (_arrays)
+
+    def takes_work(self) -> bool:
+        state = self.state
+        return state is READY or state is STARTING
+
+    def retire(self, state: WorkerState = RETIRING) -> None:
+        """No more work for it: it exits once its attempts are back (``state``: how it counts
+        against max_workers meanwhile)."""
+        self.state = state
+        self.stop_if_done()
+
+    def stop_if_done(self) -> None:
+        if (self.state is RETIRING or self.state is DRAINING) and not self.inflight:
+            try:
+                self.conn.send((_wire.STOP,))
+            except OSError:
+                pass  # it died meanwhile: its sentinel says so
 
 
-class ProcessBackend(Backend):
-    name = "processes"
+class Supervisor:
+    """Owns one pool's workers; runs on its own thread (``run``) until the pool stops."""
 
     def __init__(
         self,
+        inbox: Inbox,
+        encoder: Encoder,
+        context: Any,
+        start_method: str,
         max_workers: int,
-        initializer: Callable[..., object] | None = None,
-        initargs: tuple[Any, ...] = (),
-        max_tasks_per_worker: int | None = None,
-        start_method: str | None = None,
+        lookahead: int,
+        initializer: Initializer | None,
+        max_tasks_per_worker: int | None,
     ) -> None:
-        if getattr(multiprocessing.process.current_process(), "_inheriting", False):
-            # This is a worker re-importing the main module (spawn, forkserver), and the main
-            # module starts a pool as it is imported: without this, every worker would try to
-            # start workers of its own and die with a traceback from deep in multiprocessing.
-            raise LightworkError(
-                "a lightwork worker is importing your main module, which starts a process "
-                "pool at import time: put the code that runs lightwork under "
-                "`if __name__ == '__main__':`"
-            )
-        self.workers = max_workers
-        self.start_method = start_method or default_start_method()
-        self._context: Any = multiprocessing.get_context(self.start_method)
-        self._initializer = None if initializer is None else Initializer(initializer, initargs)
-        # Workers inherit a call's very large arrays instead of mapping a copy (see _arrays):
-        # not with an initializer, which each call's new workers would run again.
-        self._inherits = self.start_method == "fork" and initializer is None
-        self._released: deque[frozenset[int]] = deque()  # inherited arrays no call uses now
+        self.inbox = inbox
+        self._pending = inbox.pending
+        self._encoder = encoder
+        self._context = context
+        self._start_method = start_method
+        self._max_workers = max_workers
+        self._lookahead = lookahead
+        self._initializer = initializer
         self._max_tasks_per_worker = max_tasks_per_worker
-        self._pending: deque[Attempt] = deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        self._wake_sent = False
-        self._lock = threading.Lock()  # guards starting the supervisor and the state changes
-        self._thread: threading.Thread | None = None
-        self._closing = False  # shutdown(): finish pending work, then stop
-        self._terminated = False  # terminate(): stop now
-        self._cancel_requested = False  # cancel_pending(): drop what no worker holds yet
-        self._start_all = False  # start_workers(): start every worker now
-        self._forgotten: deque[int] = deque()  # spec ids the workers must drop now
-        self._all_ready = threading.Event()  # set once they all said READY
-        self._broken: BrokenWorkerError | None = None
         self._workers: dict[int, _Worker] = {}
-        self._retired: list[WorkerCounters] = []
         self._numbers = itertools.count()
         self._serials = itertools.count(1)
-        self._spec_ids = itertools.count()
-        self._specs: OrderedDict[bytes, int] = OrderedDict()  # a pickled spec -> its id
-        self._specs_lock = threading.Lock()
         self._startup_deaths = 0
-        self._workers_started = 0
-        self._workers_crashed = 0
-        self._tasks_retried = 0
         # psutil loads at the first sample, after the first results: not on their path.
         self._next_memory_sample = time.monotonic() + MEMORY_SAMPLE_SECONDS
-        _live_backends.add(self)
+        # Published for any thread (see the module's docstring).
+        self.broken: BrokenWorkerError | None = None
+        self.all_ready = threading.Event()
+        self.counters: tuple[WorkerCounters, ...] = ()
+        self.started = self.crashed = self.retried = 0
 
-    # ---- called from any thread -------------------------------------------------------------
-
-    def prepare(self, job: Job) -> None:
-        """Pickle the job's function and retry policy; workers get each distinct pickle once.
-
-        Pickled on every call, as ``ProcessPoolExecutor`` does, so that a callable's state as
-        of the call is what runs (a few microseconds for a function sent by reference); the
-        bytes, not the function, say whether the workers already hold it.
-        """
-        payload = self._pickle_function(job)
-        if job.arrays is not None:
-            # It refers to this call's arrays: never reuse it, and have the workers forget it
-            # when the call ends, or they would keep the arrays mapped.
-            spec_id = next(self._spec_ids)
-            job.spec_id, job.fn_payload = spec_id, payload
-            job.on_close.append(lambda: self._forget_spec(spec_id))
-            return
-        with self._specs_lock:
-            found = self._specs.get(payload)
-            if found is None:
-                found = self._specs[payload] = next(self._spec_ids)
-                if len(self._specs) > SPEC_CACHE_SIZE:
-                    self._specs.popitem(last=False)
-            else:
-                self._specs.move_to_end(payload)
-        job.spec_id, job.fn_payload = found, payload
-
-    def _pickle_function(self, job: Job) -> bytes:
-        spec = (job.fn, job.retries, job.retry_on)  # the worker makes a Work of it
-        try:
-            if "numpy" not in sys.modules:
-                return dumps_function(spec)
-            from ._arrays import dumps_function_sharing
-
-            arrays = self._call_arrays()
-            try:
-                payload = dumps_function_sharing(spec, arrays, arrays.function)
-            except BaseException:
-                arrays.close()  # leave no segment behind
-                raise
-            if arrays.function.arrays:
-                self._adopt(job, arrays)
-            return payload
-        except Exception as error:
-            fn = job.fn.fn if isinstance(job.fn, Star | Call) else job.fn
-            message = f"the function {fn!r} could not be pickled: {error}"
-            raise serialization_error(message, error) from error
-
-    def _encode(self, attempt: Attempt) -> bytes:
-        """Pickle an attempt's arguments; large NumPy arrays go by shared memory."""
-        args = attempt.args()
-        if "numpy" in sys.modules and args:
-            from ._arrays import Held, dumps_function_sharing, has_large_array
-
-            if has_large_array(args[0]):
-                job = attempt.chunk.job
-                if job.arrays is None:
-                    self._adopt(job, self._call_arrays())
-                before = job.arrays.new_bytes
-                attempt.held = Held()
-                payload = dumps_function_sharing(args, job.arrays, attempt.held)
-                # Bounds the arrays a stream keeps in flight (see ChunkSizer.record_bytes).
-                job.measured_bytes(len(attempt), job.arrays.new_bytes - before)
-                return payload
-        payload = dumps(args)
-        # Instances of classes a session defined go by value, as its functions do.
-        return dumps_by_value(args) if needs_value(payload) else payload
-
-    def _call_arrays(self) -> CallArrays:
-        from ._arrays import CallArrays
-
-        return CallArrays(self._inherits, self._on_arrays_released)
-
-    def _adopt(self, job: Job, arrays: CallArrays) -> None:
-        """Make ``arrays`` the job's, released when it ends."""
-        job.arrays = arrays
-        job.on_close.append(arrays.close)
-
-    @staticmethod
-    def _on_arrays_released(tokens: frozenset[int]) -> None:
-        """Lent arrays that are done with: retire the workers that hold them, in every fork
-        pool (a worker inherits all that were lent when it forked, whoever lent them)."""
-        for backend in list(_live_backends):
-            if backend._inherits and not (backend._closing or backend._terminated):
-                backend._released.append(tokens)
-                backend._wake()
-
-    def submit(self, attempt: Attempt) -> None:
-        if _interpreter_exiting:
-            raise ExecutorShutdownError("cannot schedule new futures after interpreter shutdown")
-        if self._closing or self._terminated:
-            raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
-        if self._broken is not None:  # as ProcessPoolExecutor does, once it is broken
-            raise copy_error(self._broken)
-        if attempt.payload is None:
-            try:
-                attempt.payload = self._encode(attempt)
-            except Exception:
-                self._submit_isolated(attempt)
-                return
-        self._pending.append(attempt)
-        self._wake()
-        if self._thread is None:
-            self._start()
-
-    def _submit_isolated(self, attempt: Attempt) -> None:
-        """Some argument won't pickle: fail exactly those tasks, send the others one by one."""
-        chunk = attempt.chunk
-        for position in range(attempt.lo, attempt.hi):
-            arg = chunk.args[position]
-            try:
-                payload = dumps([arg])
-            except Exception:
-                try:
-                    payload = dumps_by_value([arg])
-                except Exception as error:
-                    chunk.fail(
-                        position,
-                        serialization_error(
-                            f"the arguments of task {chunk.indices[position]} could not be "
-                            f"pickled: {error}",
-                            error,
-                        ),
-                    )
-                    continue
-            self._pending.append(Attempt(chunk, position, position + 1, payload))
-        self._wake()
-        if self._thread is None:
-            self._start()
-
-    def _forget_spec(self, spec_id: int) -> None:
-        self._forgotten.append(spec_id)
-        self._wake()
-
-    def _wake(self) -> None:
-        if not self._wake_sent:
-            self._wake_sent = True
-            try:
-                os.write(self._wake_w, b"\0")
-            except (BlockingIOError, OSError):
-                pass
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            if self.start_method != "fork":
-                _skip_missing_main_file()
-            if self.start_method == "forkserver":
-                # Workers fork from a server that has already imported the worker loop, and
-                # NumPy if this program uses it: each worker would otherwise import it again.
-                preload = [__package__ + "._worker", __package__ + "._channel"]
-                if "numpy" in sys.modules:
-                    preload.append("numpy")
-                if not interactive_main():  # what each worker needs to import the script
-                    preload.append(__package__ + "._forkserver_preload")
-                self._context.set_forkserver_preload(preload)
-            self._thread = threading.Thread(
-                target=self._supervise, name="lightwork-supervisor", daemon=True
-            )
-            self._thread.start()
-
-    def shutdown(self, wait: bool = True) -> None:
-        with self._lock:
-            self._closing = True
-            thread = self._thread
-        self._wake()
-        if thread is None:
-            self._close_wake_pipe()
-        elif wait and thread is not threading.current_thread():
-            thread.join()
-
-    def start_workers(self) -> None:
-        if self._closing or self._terminated:
-            raise ExecutorShutdownError("cannot start workers: the executor has been shut down")
-        self._start_all = True
-        self._all_ready.clear()
-        self._wake()
-        if self._thread is None:
-            self._start()
-        self._all_ready.wait()
-        if self._broken is not None:
-            raise copy_error(self._broken)
-
-    def cancel_pending(self) -> None:
-        self._cancel_requested = True
-        self._wake()
-
-    def terminate(self) -> None:
-        with self._lock:
-            self._closing = self._terminated = True
-            thread = self._thread
-        for worker in list(self._workers.values()):
-            _kill(worker.process)
-        self._wake()
-        if thread is None:
-            self._close_wake_pipe()
-        elif thread is not threading.current_thread():
-            thread.join(timeout=EXIT_GRACE_SECONDS)
-
-    def worker_statistics(self) -> list[WorkerStatistics]:
-        live = [w.counters for w in list(self._workers.values())]
-        return [c.snapshot() for c in sorted(self._retired + live, key=lambda c: c.worker)]
-
-    def extra_statistics(self) -> tuple[int, int, int]:
-        return (self._workers_started, self._workers_crashed, self._tasks_retried)
-
-    # ---- the supervisor thread --------------------------------------------------------------
-
-    def _supervise(self) -> None:
+    def run(self) -> None:
+        """The supervisor thread's body: supervise until shutdown or terminate, then stop every
+        worker."""
         try:
             self._loop()
         except BaseException as error:  # a bug here must not leave callers waiting forever
@@ -405,32 +289,33 @@ class ProcessBackend(Backend):
             raise
         finally:
             self._stop_workers()
-            self._close_wake_pipe()
+            self.inbox.close()
 
     def _loop(self) -> None:
-        while not self._terminated:
-            if self._cancel_requested:
-                self._cancel_requested = False
+        inbox = self.inbox
+        while not inbox.terminated:
+            if inbox.cancel_requested:
+                inbox.cancel_requested = False
                 self._abort_pending(ExecutorShutdownError("cancelled by shutdown()"))
-            if self._broken is None:
+            if self.broken is None:
                 self._drop_forgotten()
                 self._retire_inheritors()
                 try:
                     self._dispatch()
                     self._start_all_workers()
-                except _SpawnFailed as failure:
+                except SpawnFailed as failure:
                     error = WorkerInitializationError(str(failure))
                     error.__cause__ = failure.__cause__
                     self._break(error)
-            if self._closing and not self._pending and not self._busy():
+            if inbox.closing and not self._pending and not self._busy():
                 return
             owners: dict[Any, _Worker] = {}  # pipe or sentinel -> its worker
             for worker in self._workers.values():
                 owners[worker.conn] = owners[worker.process.sentinel] = worker
-            for ready in wait([self._wake_r, *owners], timeout=self._next_check()):
-                if ready == self._wake_r:
-                    os.read(self._wake_r, 4096)
-                    self._wake_sent = False
+            for ready in wait([inbox.wake_r, *owners], timeout=self._next_check()):
+                if ready == inbox.wake_r:
+                    os.read(inbox.wake_r, 4096)
+                    inbox.wake_sent = False
                     continue
                 owner = owners.get(ready)
                 if owner is None or owner.number not in self._workers:
@@ -450,6 +335,8 @@ class ProcessBackend(Backend):
             for _, attempt in worker.inflight
         )
 
+    # ---- starting workers and sending them work ---------------------------------------------
+
     def _spawn(self) -> _Worker:
         from ._worker import worker_main
 
@@ -457,7 +344,8 @@ class ProcessBackend(Backend):
         parent_conn, child_conn = pipe(duplex=True)
         lifeline_r, lifeline_w = pipe(duplex=False)  # see _worker._arm_lifeline
         slot = SharedSlot(self._context)
-        inherited = _inheritable_tokens() if self._inherits else _NO_TOKENS
+        fork = self._start_method == "fork"
+        inherited = _inheritable_tokens() if self._encoder.inherits else _NO_TOKENS
         process = self._context.Process(
             target=worker_main,
             args=(
@@ -467,7 +355,7 @@ class ProcessBackend(Backend):
                 os.getpid(),
                 lifeline_r,
                 # A forked child inherits the write end too; it must close its copy.
-                lifeline_w.fileno() if self.start_method == "fork" else -1,
+                lifeline_w.fileno() if fork else -1,
             ),
             name=f"lightwork-worker-{number}",
         )
@@ -477,13 +365,13 @@ class ProcessBackend(Backend):
             for end in (parent_conn, child_conn, lifeline_r, lifeline_w):
                 end.close()
             slot.close()
-            raise _SpawnFailed(f"a worker could not be started: {error!r}") from error
+            raise SpawnFailed(f"a worker could not be started: {error!r}") from error
         child_conn.close()
         lifeline_r.close()
-        worker = _Worker(number, process, parent_conn, slot, lifeline_w)
-        worker.inherited = inherited
+        worker = _Worker(number, process, parent_conn, slot, lifeline_w, inherited)
         self._workers[number] = worker
-        self._workers_started += 1
+        self.counters += (worker.counters,)  # numbers only grow: still in worker order
+        self.started += 1
         return worker
 
     def _dispatch(self) -> None:
@@ -496,7 +384,7 @@ class ProcessBackend(Backend):
                 continue
             assert attempt.payload is not None
             needs = _NO_TOKENS if job.arrays is None else job.arrays.needs(attempt.held)
-            worker = self._choose_worker(len(attempt.payload), needs)
+            worker = self._choose_worker(job, len(attempt.payload), needs)
             if worker is None:
                 return
             self._pending.popleft()
@@ -515,18 +403,19 @@ class ProcessBackend(Backend):
     def _encode_rerun(self, attempt: Attempt) -> bool:
         """Pickle the arguments of a re-run (part of a chunk) here; False if it is not to be
         sent: its call ended meanwhile, or they don't pickle now (then its tasks go one by
-        one, see _submit_isolated)."""
+        one, see Encoder.one_by_one)."""
         try:
-            attempt.payload = self._encode(attempt)
+            attempt.payload = self._encoder.arguments(attempt)
         except Exception:
             if not attempt.chunk.job.cancelled:
-                self._submit_isolated(attempt)
+                self._pending.extend(self._encoder.one_by_one(attempt))
             return False
         return True
 
     def _drop_forgotten(self) -> None:
-        while self._forgotten:
-            spec_id = self._forgotten.popleft()
+        forgotten = self.inbox.forgotten
+        while forgotten:
+            spec_id = forgotten.popleft()
             for worker in self._workers.values():
                 if worker.specs.pop(spec_id, 0) is None:
                     try:
@@ -536,37 +425,39 @@ class ProcessBackend(Backend):
 
     def _retire_inheritors(self) -> None:
         """Retire the workers that inherited arrays no call uses any more: they hold them."""
-        while self._released:
-            released = self._released.popleft()
+        released = self.inbox.released
+        while released:
+            tokens = released.popleft()
             for worker in self._workers.values():
-                if not worker.retiring and worker.inherited & released:
-                    worker.retiring = worker.draining = True
-                    self._maybe_retire(worker)
+                if worker.takes_work() and worker.inherited & tokens:
+                    worker.retire(DRAINING)
 
     def _start_all_workers(self) -> None:
-        if not self._start_all:
+        if not self.inbox.start_all:
             return
-        live = [w for w in self._workers.values() if not (w.retiring or w.dead)]
-        for _ in range(self.workers - len(live)):
+        live = [w for w in self._workers.values() if w.takes_work()]
+        for _ in range(self._max_workers - len(live)):
             live.append(self._spawn())
-        if all(w.ready for w in live):
-            self._start_all = False
-            self._all_ready.set()
+        if all(w.state is READY for w in live):
+            self.inbox.start_all = False
+            self.all_ready.set()
 
-    def _choose_worker(self, payload_size: int, needs: Set[int]) -> _Worker | None:
+    def _choose_worker(self, job: Job, payload_size: int, needs: Set[int]) -> _Worker | None:
         """An idle worker; else a new one while under max_workers; else one to send ahead to.
 
-        Workers start as work needs them: a pool of 500 given 39 tasks starts 39 processes.
         ``needs``: the lent arrays the work refers to (see _arrays); a worker forked before
         them can't run it, and one such idle worker is retired to make room if need be.
         """
-        busy_ok = payload_size <= PREFETCH_MAX_BYTES
+        ahead_ok = payload_size <= PREFETCH_MAX_BYTES
+        # A function the worker lacks goes with the payload: to a busy worker, if both fit.
+        spec_fits = payload_size + len(job.fn_payload or b"") <= PREFETCH_MAX_BYTES
         best: _Worker | None = None
         stale: _Worker | None = None
         live = 0
         for worker in self._workers.values():
-            if worker.retiring or worker.dead or worker.timed_out is not None:
-                live += worker.draining and bool(worker.inflight)  # still using its CPU
+            state = worker.state
+            if state is not READY and state is not STARTING:
+                live += state is DRAINING and bool(worker.inflight)  # still using its CPU
                 continue
             live += 1
             if not needs <= worker.inherited:
@@ -575,13 +466,17 @@ class ProcessBackend(Backend):
                 continue
             if not worker.inflight:
                 return worker
-            if busy_ok and len(worker.inflight) < self.lookahead and best is None:
+            if (
+                ahead_ok
+                and best is None
+                and len(worker.inflight) < self._lookahead
+                and (spec_fits or job.spec_id in worker.specs)
+            ):
                 best = worker
-        if live < self.workers:
+        if live < self._max_workers:
             return self._spawn()
         if stale is not None:
-            stale.retiring = True
-            self._maybe_retire(stale)
+            stale.retire()
             return self._spawn()
         return best
 
@@ -606,13 +501,13 @@ class ProcessBackend(Backend):
             worker.conn.send_bytes(attempt.payload)
         except OSError:
             # It died and its sentinel has not been seen yet: _on_exit will handle it.
-            worker.dead = True
+            worker.state = DYING
             self._pending.appendleft(attempt)
             return
         worker.inflight.append((serial, attempt))
         worker.tasks_sent += len(attempt)
         if self._budget(worker) <= 0:
-            worker.retiring = True
+            worker.state = RETIRING  # STOP once this work is back (see _on_message)
 
     def _send_spec(self, worker: _Worker, job: Job) -> None:
         spec_id = job.spec_id
@@ -626,6 +521,8 @@ class ProcessBackend(Backend):
             old, _ = worker.specs.popitem(last=False)
             worker.conn.send((_wire.DROP, old))
 
+    # ---- what workers send back ---------------------------------------------------------------
+
     def _receive(self, worker: _Worker) -> None:
         try:
             message = worker.conn.recv_bytes()
@@ -638,21 +535,16 @@ class ProcessBackend(Backend):
         kind, serial, compute, deserialize, serialize, idle = HEADER.unpack_from(message)
         payload = memoryview(message)[HEADER.size :]
         if kind == _wire.READY:
-            worker.ready = True
+            if worker.state is STARTING:
+                worker.state = READY
             worker.counters.startup = time.monotonic() - worker.spawned_at
             self._startup_deaths = 0
             return
         if kind == _wire.INIT_FAILED:
-            text = pickle.loads(payload)
-            error = WorkerInitializationError(
-                "the executor's initializer raised in a worker; its traceback is the cause"
-            )
-            error.__cause__ = RemoteTraceback(text)
-            self._break(error)
+            self._break(initializer_error(pickle.loads(payload)))
             return
         expected, attempt = worker.inflight.popleft()
         assert expected == serial, (expected, serial)
-        worker.ran_something = True
         self._startup_deaths = 0
         counters = worker.counters
         counters.chunks += 1
@@ -665,7 +557,7 @@ class ProcessBackend(Backend):
         if kind == _wire.BAD_INPUT:
             what, text = pickle.loads(payload)
             self._isolate(attempt, what, "could not be unpickled in the worker: " + text)
-            self._maybe_retire(worker)
+            worker.stop_if_done()
             return
         try:
             values, encoded = pickle.loads(payload)
@@ -677,7 +569,7 @@ class ProcessBackend(Backend):
             for position, exc in errors.items():
                 add_task_note(exc, chunk.indices[position])
             chunk.resolve(attempt.lo, values, errors)
-        self._maybe_retire(worker)
+        worker.stop_if_done()
 
     def _isolate(self, attempt: Attempt, what: str, problem: str) -> None:
         """``what`` (its arguments, its result, the function) failed to unpickle: re-run the
@@ -690,12 +582,7 @@ class ProcessBackend(Backend):
         index = chunk.indices[attempt.lo]
         chunk.fail(attempt.lo, SerializationError(f"task {index}: {what} {problem}"))
 
-    def _maybe_retire(self, worker: _Worker) -> None:
-        if worker.retiring and not worker.inflight:
-            try:
-                worker.conn.send((_wire.STOP,))
-            except OSError:
-                pass  # it died meanwhile: its sentinel says so
+    # ---- deaths, deadlines, memory --------------------------------------------------------------
 
     def _on_exit(self, worker: _Worker) -> None:
         """The worker's process ended: requeue what it held, charge the task it was running."""
@@ -719,111 +606,60 @@ class ProcessBackend(Backend):
         _join(worker.process, EXIT_GRACE_SECONDS)
         del self._workers[worker.number]
         worker.counters.alive = False
-        self._retired.append(worker.counters)
         worker.conn.close()
         worker.lifeline.close()
-        if self._terminated:
+        if self.inbox.terminated:
             return
-        if worker.retiring and not worker.inflight and worker.timed_out is None:
-            return  # recycled after max_tasks_per_worker: _spawn_missing replaces it
-        self._workers_crashed += worker.timed_out is None
-        if not worker.ran_something and worker.slot[SLOT_SERIAL] < 0:
+        if (worker.state is RETIRING or worker.state is DRAINING) and not worker.inflight:
+            return  # an expected exit: a replacement starts as work needs one
+        killed = worker.state is KILLED
+        self.crashed += not killed
+        slot = worker.slot
+        overran = worker.overran[0] if worker.overran is not None else None
+        verdict = attribute_death(
+            worker.inflight, slot[SLOT_SERIAL], int(slot[SLOT_INDEX]), overran
+        )
+        attempt = worker.inflight[0][1] if worker.inflight else None
+        worker.inflight.clear()
+        if verdict.unattributed is not None:
+            assert attempt is not None
+            attempt.chunk.unattributed_deaths.append(verdict.unattributed)
+        self.retried += verdict.retried
+        if verdict.failed is not None:
+            assert attempt is not None
+            timeout = worker.overran[1] if worker.overran is not None else None
+            process = worker.process
+            error = death_error(
+                attempt.chunk, verdict.failed, process.pid, process.exitcode, worker.rss, timeout
+            )
+            attempt.chunk.fail(verdict.failed, error)
+        self._pending.extendleft(reversed(verdict.requeue))
+        if verdict.blame is Blame.NEVER_STARTED:
             # It died before it even read a task: blame the start-up, not a task.
-            self._pending.extendleft(reversed([a for _, a in worker.inflight]))
-            worker.inflight.clear()
             self._startup_deaths += 1
             if self._startup_deaths >= MAX_STARTUP_DEATHS:
-                exitcode = worker.process.exitcode
-                hint = ""
-                if exitcode == 1 and self.start_method != "fork":
-                    hint = (
-                        "; a worker that exits with code 1 as it starts usually failed to "
-                        "import your main module (its traceback is above): code that starts "
-                        "a pool belongs under `if __name__ == '__main__':`"
-                    )
+                process = worker.process
                 self._break(
-                    WorkerCrashedError(
-                        f"{MAX_STARTUP_DEATHS} workers in a row died before running any task "
-                        f"(the last: pid {worker.process.pid}, {_describe_exit(exitcode)})" + hint
+                    startup_error(
+                        MAX_STARTUP_DEATHS, process.pid, process.exitcode, self._start_method
                     )
                 )
-            return
-        self._requeue_after_death(worker)
-
-    def _requeue_after_death(self, worker: _Worker) -> None:
-        if not worker.inflight:
-            return
-        serial, attempt = worker.inflight[0]
-        chunk = attempt.chunk
-        requeue: list[Attempt] = []
-        slot_serial, slot_index = worker.slot[SLOT_SERIAL], int(worker.slot[SLOT_INDEX])
-        if worker.timed_out is not None:
-            slot_serial, slot_index = serial, worker.timed_out[0]
-        slot_position = slot_index - chunk.indices.start if slot_index >= 0 else -1
-        if slot_serial != serial:
-            requeue.append(attempt)  # it died between attempts: nobody is to blame
-        elif slot_index == IN_CHUNK:
-            # It died somewhere in a chunk run without per-task bookkeeping: run the same
-            # tasks again, naming each in the slot, charging none of them now; the one at
-            # fault dies again and is charged then.
-            chunk.unattributed_deaths.append((attempt.lo, attempt.hi))
-            requeue.append(
-                Attempt(chunk, attempt.lo, attempt.hi, attempt.payload, True, attempt.held)
-            )
-        elif slot_position < 0 and len(attempt) > 1:
-            # It died unpickling the arguments: find out which task's arguments, one by one.
-            requeue += [Attempt(chunk, p, p + 1) for p in range(attempt.lo, attempt.hi)]
-        else:
-            position = max(slot_position, attempt.lo)
-            if attempt.lo < position:
-                requeue.append(Attempt(chunk, attempt.lo, position))  # done, but results lost
-            if chunk.charge_retry(position):
-                self._tasks_retried += 1
-                # Still naming each task: if this one dies again, it is charged at once.
-                requeue.append(Attempt(chunk, position, attempt.hi, per_task=True))
-            else:
-                chunk.fail(position, self._death_error(worker, chunk, position))
-                if position + 1 < attempt.hi:
-                    requeue.append(Attempt(chunk, position + 1, attempt.hi))
-        requeue += [held for _, held in list(worker.inflight)[1:]]
-        worker.inflight.clear()
-        self._pending.extendleft(reversed(requeue))
-
-    def _death_error(self, worker: _Worker, chunk: Chunk, position: int) -> LightworkError:
-        index = chunk.indices[position]
-        pid = worker.process.pid
-        retries = chunk.job.options.retries
-        tried = f"{retries + 1} attempts" if retries else "1 attempt (retries=0)"
-        unnamed = sum(lo <= position < hi for lo, hi in chunk.unattributed_deaths)
-        if unnamed:  # the worker it killed first, before the task was known
-            tried += f", and {unnamed} more in its chunk before it was identified"
-        if worker.timed_out is not None:
-            limit = worker.timed_out[1]
-            return TaskTimeoutError(
-                f"task {index} ran longer than task_timeout={limit:g}s in worker {pid}, "
-                f"which was killed ({tried})"
-            )
-        exit_code = worker.process.exitcode
-        cause = _likely_cause(exit_code, worker.rss)
-        return as_process_pool_error(
-            WorkerCrashedError(
-                f"worker {pid} died ({_describe_exit(exit_code)}) while running task {index}, "
-                f"after {tried}{': ' + cause if cause else ''}"
-            )
-        )
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
         for worker in self._workers.values():
+            if worker.state is KILLED or worker.state is DYING:
+                continue
             limit = self._running_limit(worker)
-            if limit is None or worker.timed_out is not None:
+            if limit is None:
                 continue
             # The worker writes the start time, then the index; reading in the other order
             # never pairs a new task with an old start time.
             index = worker.slot[SLOT_INDEX]
             started = worker.slot[SLOT_STARTED]
             if now - started > limit and worker.slot[SLOT_INDEX] == index:
-                worker.timed_out = (int(index), limit)
+                worker.state = KILLED
+                worker.overran = (int(index), limit)
                 _kill(worker.process)
 
     def _running_limit(self, worker: _Worker) -> float | None:
@@ -862,11 +698,13 @@ class ProcessBackend(Backend):
                 except psutil.Error:
                     pass
 
+    # ---- the end -------------------------------------------------------------------------------
+
     def _break(self, error: BrokenWorkerError) -> None:
         """The pool can't run anything (its initializer fails): fail all work, now and later."""
         error = as_process_pool_error(error)
-        self._broken = error
-        self._all_ready.set()
+        self.broken = error
+        self.all_ready.set()
         held = [a for w in self._workers.values() for _, a in w.inflight] + list(self._pending)
         self._pending.clear()
         for worker in self._workers.values():
@@ -878,7 +716,8 @@ class ProcessBackend(Backend):
     def _stop_workers(self) -> None:
         """Ask every worker to exit, kill those that don't, and reap them all."""
         workers = list(self._workers.values())
-        if self._terminated:  # whoever waits on work the workers held must hear of it
+        terminated = self.inbox.terminated
+        if terminated:  # whoever waits on work the workers held must hear of it
             stopped = ExecutorShutdownError("the executor was terminated")
             for worker in workers:
                 for _, attempt in worker.inflight:
@@ -891,14 +730,13 @@ class ProcessBackend(Backend):
                 worker.conn.send((_wire.STOP,))
             except OSError:
                 pass
-        deadline = time.monotonic() + (0 if self._terminated else EXIT_GRACE_SECONDS)
+        deadline = time.monotonic() + (0 if terminated else EXIT_GRACE_SECONDS)
         for worker in workers:
             _join(worker.process, max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 _kill(worker.process)
                 _join(worker.process, EXIT_GRACE_SECONDS)
             worker.counters.alive = False
-            self._retired.append(worker.counters)
             worker.conn.close()
             worker.lifeline.close()
             worker.shared_slot.close()
@@ -910,13 +748,9 @@ class ProcessBackend(Backend):
         while self._pending:
             self._pending.popleft().chunk.job.abort(error)
 
-    def _close_wake_pipe(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
+
+class SpawnFailed(Exception):
+    """Starting a worker process raised (its initializer's arguments would not pickle)."""
 
 
 def _join(process: Any, timeout: float) -> None:
@@ -941,78 +775,3 @@ def _kill(process: Any) -> None:
         process.kill()
     except (OSError, ValueError, AttributeError):
         pass
-
-
-class _SpawnFailed(Exception):
-    """Starting a worker process raised (its initializer's arguments would not pickle)."""
-
-
-def _skip_missing_main_file() -> None:
-    """Have spawned and forkserver workers skip a main "file" that does not exist.
-
-    multiprocessing tells each such worker to run the parent's ``__main__.__file__``, even
-    when that is ``'<stdin>'``: every worker then dies of FileNotFoundError (the standard
-    library's pools too). What that session defines travels by value instead (see
-    needs_value), so the worker needs no main module. Installed once, for every pool.
-    """
-    import multiprocessing.spawn as spawn
-
-    prepare = spawn.get_preparation_data
-    if getattr(prepare, "_lightwork", False):
-        return
-
-    def preparation_data(name: str) -> dict[str, Any]:
-        data: dict[str, Any] = prepare(name)
-        path = data.get("init_main_from_path")
-        if path is not None and not os.path.isfile(path):
-            del data["init_main_from_path"]
-        return data
-
-    preparation_data._lightwork = True  # type: ignore[attr-defined]
-    spawn.get_preparation_data = preparation_data
-
-
-def _describe_exit(exit_code: int | None) -> str:
-    if exit_code is None:
-        return "exit status unknown"
-    if exit_code < 0:
-        try:
-            return f"killed by {signal.Signals(-exit_code).name}"
-        except ValueError:
-            return f"killed by signal {-exit_code}"
-    return f"exit code {exit_code}"
-
-
-def _likely_cause(exit_code: int | None, rss: int) -> str:
-    if exit_code == -signal.SIGKILL:
-        import psutil
-
-        total = psutil.virtual_memory().total
-        if rss > OOM_SHARE * total:
-            return (
-                f"it was using {rss / 2**30:.1f} GiB of {total / 2**30:.0f} GiB: out of memory? "
-                "(the kernel's OOM killer sends SIGKILL)"
-            )
-        return "SIGKILL comes from the kernel's out-of-memory killer or from another process"
-    if exit_code == -signal.SIGSEGV:
-        return "a segmentation fault, usually in C code (an extension module or ctypes)"
-    if exit_code is not None and exit_code > 0:
-        return "the task or code it called ended the process (os._exit, sys.exit in C code?)"
-    return ""
-
-
-_live_backends: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
-_interpreter_exiting = False  # set at exit: no pool starts workers then
-
-
-@atexit.register
-def _shutdown_at_exit() -> None:
-    """Stop every pool at interpreter exit, before multiprocessing joins its children.
-
-    atexit runs handlers last-registered first, and multiprocessing.util registered its own
-    (which joins every child) when it was imported, at the top of this module.
-    """
-    global _interpreter_exiting
-    _interpreter_exiting = True
-    for backend in list(_live_backends):
-        backend.shutdown(wait=True)
