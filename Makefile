@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: scale pi test lint bytecode cpython-suite
+.PHONY: scale pi test test-3.14 lint bytecode cpython-suite
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: bytecode
 
 test: lint
 	$(PYTHON) -m pytest
+	tools/py314.sh
+
+# The suite on Python 3.14 alone (a Debian chroot, cached in ~/.cache/lightwork; see the script).
+test-3.14:
+	tools/py314.sh
 
 # CPython's own test_concurrent_futures against lightwork.Executor (see tools/cpython_suite.py).
 # Fetches Debian's libpython3.X-testsuite once into ~/.cache/lightwork; nothing enters the repo.

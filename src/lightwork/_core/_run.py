@@ -13,7 +13,6 @@ import operator
 import signal
 import threading
 import time
-import traceback
 
 from ._random import task_context
 from ._slot import IN_CHUNK, SLOT_INDEX, SLOT_STARTED
@@ -224,4 +223,8 @@ def add_task_note(error: BaseException, index: int) -> None:
 
 
 def format_remote(error: BaseException) -> str:
+    # Imported at the first failure: on Python 3.14 traceback imports _colorize, and with it
+    # dataclasses and inspect (~25 ms before a worker's first task).
+    import traceback
+
     return "".join(traceback.format_exception(error))
