@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection
-from typing import NamedTuple
 
 from ..._core._slot import IN_CHUNK
 from ..._core._tasks import Attempt, Chunk
@@ -53,24 +52,38 @@ class Blame(enum.Enum):
     TASK = "died on a known task"
 
 
-class Verdict(NamedTuple):
+class Verdict:
     """What to do about one death."""
 
-    blame: Blame
-    #: attempts to run again, in this order, ahead of all other waiting work
-    requeue: list[Attempt]
-    #: the chunk position of the task charged with the death (TASK only)
-    charged: int | None = None
-    #: whether the charged task had a retry left (it is in ``requeue``); else it is to fail
-    retried: bool = False
-    #: (lo, hi) of the first attempt, when one of its tasks died unnamed (IN_CHUNK): that task
-    #: is charged later, and its error counts this death too
-    unattributed: tuple[int, int] | None = None
+    __slots__ = ("blame", "charged", "requeue", "retried", "unattributed")
+
+    def __init__(
+        self,
+        blame: Blame,
+        requeue: list[Attempt],
+        charged: int | None = None,
+        retried: bool = False,
+        unattributed: tuple[int, int] | None = None,
+    ) -> None:
+        self.blame = blame
+        # Attempts to run again, in this order, ahead of all other waiting work.
+        self.requeue = requeue
+        self.charged = charged  # the chunk position of the task charged with the death (TASK)
+        self.retried = retried  # it had a retry left (it is in requeue); else it is to fail
+        # (lo, hi) of the first attempt when one of its tasks died unnamed (IN_CHUNK): that
+        # task is charged later, and its error counts this death too.
+        self.unattributed = unattributed
 
     @property
     def failed(self) -> int | None:
         """The position of the task to fail with the death's error, if any."""
         return None if self.retried else self.charged
+
+    def __repr__(self) -> str:
+        return (
+            f"Verdict({self.blame.name}, requeue={len(self.requeue)} attempts, "
+            f"charged={self.charged}, retried={self.retried})"
+        )
 
 
 def attribute_death(

@@ -62,7 +62,8 @@ A worker's life (see WorkerState):
   ``start_workers()``; it gets its own duplex pipe (a dead worker corrupts no queue others
   share, the failure that makes ``multiprocessing.Pool`` hang, cpython#96062), its task slot,
   and a lifeline: the read end of a pipe whose write end only the supervisor holds and never
-  writes; when the parent dies, the worker gets end-of-file and SIGIO and dies with it.
+  writes. When the parent dies, the kernel signals the worker (SIGIO, on Linux), which dies
+  with it; a thread in the worker watching the parent's pid is the fallback (see _worker).
 - STARTING: it imports and runs the initializer; it takes work meanwhile (its pipe holds it).
   It says READY, or INIT_FAILED with the initializer's traceback, which breaks the pool: every
   waiting and later attempt fails with WorkerInitializationError.
@@ -83,13 +84,16 @@ A worker's life (see WorkerState):
   them: an idle one that can't run it is retired to make room. When lent arrays are done with,
   their tokens are posted to every fork pool's inbox, and each supervisor retires the workers
   that hold them (DRAINING: they still count against max_workers while they hold work).
-- Its end: STOP (shutdown, recycling) or, if it still holds work, a kill (terminate). When its
+- Its end: STOP when it is retired, or at shutdown; a kill at terminate, at shutdown if it
+  holds only cancelled work or outstays EXIT_GRACE_SECONDS, for a deadline, or when the pool
+  breaks (an initializer failed, a worker could not be started, MAX_STARTUP_DEATHS). When its
   sentinel fires (or its pipe ends), the supervisor first reads the results it sent before
-  dying, then: while terminating, nothing more; RETIRING or DRAINING and holding nothing, an
-  expected exit; if it never began an attempt, a start-up death (MAX_STARTUP_DEATHS in a row
-  break the pool with WorkerCrashedError); otherwise ``attribute_death`` (see _deaths's table)
-  decides what runs again and which task is charged, and a task with no retry left fails with
-  TaskTimeoutError (KILLED) or WorkerCrashedError (also a BrokenProcessPool).
+  dying, then: while terminating or once the pool broke, nothing more; RETIRING or DRAINING
+  and holding nothing, an expected exit; if it never began an attempt, a start-up death
+  (MAX_STARTUP_DEATHS in a row break the pool with WorkerCrashedError); otherwise
+  ``attribute_death`` (see _deaths's table) decides what runs again and which task is
+  charged, and a task with no retry left fails with TaskTimeoutError (KILLED) or
+  WorkerCrashedError (also a BrokenProcessPool).
 """
 
 from __future__ import annotations
@@ -118,9 +122,6 @@ from ..._core._tasks import Attempt, Job, fail_attempt
 from .._pickling import decode_error
 from . import _wire
 from ._channel import Channel, pipe, wait
-from ._deaths import Blame, attribute_death
-from ._exits import death_error, initializer_error, startup_error
-from ._exits import likely_cause as _likely_cause  # noqa: F401 - tests/test_faults.py imports it
 from ._wire import HEADER, SLOT_INDEX, SLOT_SERIAL, SLOT_STARTED, SharedSlot
 
 if TYPE_CHECKING:
@@ -541,6 +542,8 @@ class Supervisor:
             self._startup_deaths = 0
             return
         if kind == _wire.INIT_FAILED:
+            from ._exits import initializer_error
+
             self._break(initializer_error(pickle.loads(payload)))
             return
         expected, attempt = worker.inflight.popleft()
@@ -608,12 +611,15 @@ class Supervisor:
         worker.counters.alive = False
         worker.conn.close()
         worker.lifeline.close()
-        if self.inbox.terminated:
-            return
+        if self.inbox.terminated or self.broken is not None:
+            return  # the pool's end is decided: its workers were killed, its work failed
         if (worker.state is RETIRING or worker.state is DRAINING) and not worker.inflight:
             return  # an expected exit: a replacement starts as work needs one
-        killed = worker.state is KILLED
-        self.crashed += not killed
+        # Imported at the first death, not on a first pool's way to its first result.
+        from ._deaths import Blame, attribute_death
+        from ._exits import death_error, startup_error
+
+        self.crashed += worker.state is not KILLED
         slot = worker.slot
         overran = worker.overran[0] if worker.overran is not None else None
         verdict = attribute_death(
@@ -775,3 +781,13 @@ def _kill(process: Any) -> None:
         process.kill()
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def __getattr__(name: str) -> Any:
+    """``_likely_cause``, where tests/test_faults.py imports it from (it lives in _exits, which
+    is imported at the first death only)."""
+    if name == "_likely_cause":
+        from ._exits import likely_cause
+
+        return likely_cause
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
