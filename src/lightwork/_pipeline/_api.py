@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, Unpack
 
 from .._core._errors import InvalidOptionError
 from .._core._options import check_iterable
 from ._run import Run
-from ._stages import Stage
+from ._stages import Stage, StageOptions
 from ._stats import PipelineStatistics
 
 __all__ = ["Pipeline"]
@@ -58,19 +58,7 @@ class Pipeline(Generic[T]):
         self._lock = threading.Lock()
 
     def map(
-        self,
-        fn: Callable[[T], R],
-        *,
-        backend: str = "threads",
-        max_workers: int | None = None,
-        ordered: bool = True,
-        chunksize: int | None = None,
-        retries: int = 1,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
-        task_timeout: float | None = None,
-        seed: int | None = None,
-        name: str | None = None,
-        progress: bool = False,
+        self, fn: Callable[[T], R], *, name: str | None = None, **options: Unpack[StageOptions]
     ) -> Pipeline[R]:
         """A new pipeline with a stage that yields ``fn(item)`` for each item.
 
@@ -95,37 +83,15 @@ class Pipeline(Generic[T]):
         >>> list(Pipeline([3, 1, 2]).map(str, backend="serial"))
         ['3', '1', '2']
         """
-        stage = Stage.create(
-            "map",
-            fn,
-            name,
-            backend=backend,
-            max_workers=max_workers,
-            ordered=ordered,
-            chunksize=chunksize,
-            retries=retries,
-            retry_on=retry_on,
-            task_timeout=task_timeout,
-            seed=seed,
-            progress=progress,
-            taken=self._names(),
-        )
+        stage = Stage.create("map", fn, name, self._names(), options)
         return self._then(stage)
 
     def filter(
         self,
         predicate: Callable[[T], object],
         *,
-        backend: str = "threads",
-        max_workers: int | None = None,
-        ordered: bool = True,
-        chunksize: int | None = None,
-        retries: int = 1,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
-        task_timeout: float | None = None,
-        seed: int | None = None,
         name: str | None = None,
-        progress: bool = False,
+        **options: Unpack[StageOptions],
     ) -> Pipeline[T]:
         """A new pipeline with a stage that passes on the items for which ``predicate`` is true.
 
@@ -136,21 +102,7 @@ class Pipeline(Generic[T]):
         >>> list(Pipeline(range(10)).filter(lambda x: x % 3 == 0))
         [0, 3, 6, 9]
         """
-        stage = Stage.create(
-            "filter",
-            predicate,
-            name,
-            backend=backend,
-            max_workers=max_workers,
-            ordered=ordered,
-            chunksize=chunksize,
-            retries=retries,
-            retry_on=retry_on,
-            task_timeout=task_timeout,
-            seed=seed,
-            progress=progress,
-            taken=self._names(),
-        )
+        stage = Stage.create("filter", predicate, name, self._names(), options)
         return self._then(stage)
 
     def batch(self, size: int) -> Pipeline[list[T]]:

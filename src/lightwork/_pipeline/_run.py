@@ -182,12 +182,8 @@ class Run:
             for size in self.batches[k]:
                 items = _batched(items, size)
             assert stage.fn is not None
-            results = executor.imap(
-                stage.fn,
-                _counted(items, counters),
-                chunksize=stage.chunksize,
-                ordered=stage.ordered,
-            )
+            assert stage.options is not None
+            results = executor._stream(stage.fn, _counted(items, counters), stage.options)
             for value in results:
                 bar.update()
                 if filtering:

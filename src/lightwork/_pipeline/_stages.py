@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
-from .._core._errors import InvalidOptionError
-from .._core._options import check_callable, check_chunksize
+from .._core._errors import InvalidArgumentError, InvalidOptionError
+from .._core._options import CallOptions, check_callable
 from .._engine._executor import Executor
 from ._stats import StageStatistics
 
-__all__ = ["Keep", "Stage"]
+__all__ = ["Keep", "Stage", "StageOptions"]
 
 
 class Keep:
@@ -28,6 +27,20 @@ class Keep:
         return (True, item) if self.fn(item) else (False, None)
 
 
+class StageOptions(TypedDict, total=False):
+    """The options of a ``map`` or ``filter`` stage; see :meth:`lightwork.Pipeline.map`."""
+
+    backend: str  #: default "threads"
+    max_workers: int | None  #: default None: the CPUs this process may use
+    ordered: bool  #: default True
+    chunksize: int | None  #: default None: one item per task
+    retries: int  #: default 1
+    retry_on: type[BaseException] | tuple[type[BaseException], ...]  #: default ()
+    task_timeout: float | None  #: default None
+    seed: int | None  #: default None
+    progress: bool  #: default False: a tqdm bar for the stage
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of a pipeline as declared: its function and options, already checked."""
@@ -38,13 +51,8 @@ class Stage:
     batch: int = 0  # the list size, for a "batch" step
     backend: str = "threads"
     max_workers: int = 1  # resolved: None became the CPU count
-    ordered: bool = True
-    chunksize: int = 1
-    progress: bool = False
-    retries: int = 1
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] = ()
-    task_timeout: float | None = None
-    seed: int | None = None
+    progress: bool = False  # the stage's own bar (see _progress), not a call's
+    options: CallOptions | None = None  # how its tasks run, merged once when declared
 
     @classmethod
     def create(
@@ -52,53 +60,43 @@ class Stage:
         kind: str,
         fn: Callable[[Any], Any],
         name: str | None,
-        *,
-        backend: str,
-        max_workers: int | None,
-        ordered: bool,
-        chunksize: int | None,
-        retries: int,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...],
-        task_timeout: float | None,
-        seed: int | None,
-        progress: bool,
         taken: set[str],
+        options: StageOptions,
     ) -> Stage:
         check_callable(fn)
+        unknown = sorted(set(options) - StageOptions.__optional_keys__)
+        if unknown:
+            raise InvalidArgumentError(
+                f"Pipeline.{kind}() got an unexpected keyword argument {unknown[0]!r}"
+            )
         if name is None:
             name = _unique(getattr(fn, "__name__", type(fn).__name__), taken)
         elif not isinstance(name, str):
             raise InvalidOptionError(f"name must be a str or None, not {name!r}")
-        stage = cls(
+        # The executor checks backend and max_workers, with its own messages; it starts
+        # nothing yet. Its call options are the stage's, merged once.
+        probe = Executor(options.get("max_workers"), backend=options.get("backend", "threads"))
+        chunksize = options.get("chunksize")
+        call = probe._options(
+            ordered=options.get("ordered", True),
+            chunksize=1 if chunksize is None else chunksize,  # why 1: see map()'s docstring
+            retries=options.get("retries", 1),
+            retry_on=options.get("retry_on", ()),
+            task_timeout=options.get("task_timeout"),
+            seed=options.get("seed"),
+        )
+        return cls(
             kind,
             Keep(fn) if kind == "filter" else fn,
             name,
-            backend=backend,
-            max_workers=0,
-            ordered=bool(ordered),
-            chunksize=check_chunksize(chunksize) or 1,  # why 1: see map()'s docstring
-            progress=bool(progress),
-            retries=retries,
-            retry_on=retry_on,
-            task_timeout=task_timeout,
-            seed=seed,
+            backend=probe.backend,
+            max_workers=probe.max_workers,
+            progress=bool(options.get("progress", False)),
+            options=call,
         )
-        # The executor checks its own options, with its own messages; it starts nothing yet.
-        probe = stage._executor(max_workers)
-        return dataclasses.replace(stage, backend=probe.backend, max_workers=probe.max_workers)
 
     def executor(self) -> Executor:
-        return self._executor(self.max_workers)
-
-    def _executor(self, max_workers: int | None) -> Executor:
-        return Executor(
-            max_workers,
-            backend=self.backend,
-            retries=self.retries,
-            retry_on=self.retry_on,
-            task_timeout=self.task_timeout,
-            seed=self.seed,
-        )
+        return Executor(self.max_workers, backend=self.backend)
 
     def describe(self) -> str:
         if self.kind == "batch":
