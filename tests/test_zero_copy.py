@@ -17,9 +17,12 @@ from lightwork._backends._processes._arrays import ARRAY_THRESHOLD_BYTES, INHERI
 
 from conftest import MakeExecutor
 
+# A call's array segments: lightwork-<pid>-arg-<hex> (lightwork._core._segment).
+_ARG_SEGMENT = f"lightwork-{os.getpid()}-arg-"
+
 
 def _segments() -> set[str]:
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+    return {name for name in os.listdir("/dev/shm") if name.startswith(_ARG_SEGMENT)}
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +141,9 @@ def test_workers_release_the_array_when_the_call_ends() -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             mapped = [
-                pid for pid in pids if "/dev/shm/psm_" in Path(f"/proc/{pid}/maps").read_text()
+                pid
+                for pid in pids
+                if "/dev/shm/" + _ARG_SEGMENT in Path(f"/proc/{pid}/maps").read_text()
             ]
             if not mapped:
                 break

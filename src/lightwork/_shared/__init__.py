@@ -12,7 +12,8 @@ ordinary arguments, on every backend and start method::
       close() / GC / exit: unlinks the file              a crash: the kernel drops its mapping
                                                          and releases the lock it held
 
-Every shared object is a *segment*: a file in ``/dev/shm`` (tmpfs: memory, never disk) that each
+Every shared object is a *segment* (lightwork._core._segment, the one kind that call arrays and
+the task slot use too): a file in ``/dev/shm`` (tmpfs: memory, never disk) that each
 process maps with ``mmap``. The object in the parent owns it; everything else holds a handle that
 pickles as the segment's name, so it travels with pickle, cloudpickle, ``functools.partial`` or
 an ``initargs`` tuple, to a worker started before or after it was created. On the serial and

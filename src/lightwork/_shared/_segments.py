@@ -3,16 +3,15 @@ shared object, and the handle that owns or attaches one (see the package docstri
 
 from __future__ import annotations
 
-import errno
-import mmap
 import os
-import secrets
 import sys
 import threading
 import weakref
 from types import TracebackType
 from typing import Any, Self
 
+from .._core import _segment
+from .._core._segment import PREFIX, SHM_DIR
 from ._errors import SharedClosedError
 from ._lock import SharedLock
 
@@ -28,34 +27,22 @@ __all__ = [
 ]
 
 
-# tmpfs: a segment is memory, never written to disk. glibc's shm_open() creates its objects here
-# too, which is why the resource tracker's shm_unlink("/name") can remove our files.
-_DEV_SHM = "/dev/shm"
-SHM_DIR = _DEV_SHM if os.path.isdir(_DEV_SHM) and os.access(_DEV_SHM, os.W_OK) else None
-PREFIX = "lightwork-"  # every segment's name: lightwork-<creator pid>-<kind>-<random>
-
-
-class Segment:
-    """A shared file mapped in this process: the storage of every shared object.
+class Segment(_segment.Segment):
+    """A shared object's segment (lightwork._core._segment) with what shared state adds: the
+    lock, the typed view of a SharedValue, and the pid of the process that must unlink it.
 
     One per (process, name), found in ``_segments``, so all handles to the same shared object in
-    a process share one mapping, one descriptor and one lock.
+    a process share one mapping, one descriptor and one lock. The descriptor stays open: flock()
+    needs it, fstat() tells whether the owner released it.
     """
 
-    def __init__(self, name: str, path: str, fd: int, size: int, mapping: mmap.mmap) -> None:
-        self.name = name
-        self.path = path
-        self.fd = fd  # kept open: flock() needs it, fstat() tells whether the owner released it
-        self.size = size
-        self.mmap: mmap.mmap | None = mapping
+    def __init__(self, base: _segment.Segment) -> None:
+        assert base.mmap is not None
+        super().__init__(base.name, base.path, base.fd, base.size, base.mmap)
         self.owned_by = 0  # pid of the process that must unlink it, 0 in attaching processes
         # SharedValue's one item, cast to its typecode (Any: the item type depends on it)
         self.typed: Any = None
         self._lock: SharedLock | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.mmap is None
 
     def lock(self) -> SharedLock:
         lock = self._lock
@@ -66,29 +53,12 @@ class Segment:
                 lock = self._lock
         return lock
 
-    def released(self) -> bool:
-        """Whether the owner has unlinked the file: this mapping is the last use of it."""
-        if self.fd < 0:
-            return True
-        try:
-            return os.fstat(self.fd).st_nlink == 0
-        except OSError:
-            return True
-
     def close(self) -> None:
         """Unmap and close; memory that NumPy views still use stays mapped until they go."""
         if self.typed is not None:
             self.typed.release()
             self.typed = None
-        mapping, self.mmap = self.mmap, None
-        if mapping is not None:
-            try:
-                mapping.close()
-            except BufferError:
-                pass  # views hold the mapping alive; it is unmapped when the last one dies
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
+        super().close()
 
     def after_fork(self) -> None:
         """In a forked child: use a file of its own, so its flock is not the parent's."""
@@ -130,64 +100,15 @@ def remember(segment: Segment, obj: object) -> None:
             loaded[segment.name] = obj
 
 
-def _shm_dir() -> str:
-    if SHM_DIR is not None:
-        return SHM_DIR
-    import tempfile  # only where there is no /dev/shm: keep `import lightwork` cheap
-
-    return tempfile.gettempdir()
-
-
-def _tracked() -> bool:
-    return SHM_DIR == _DEV_SHM
-
-
 def create_segment(kind: str, size: int) -> Segment:
     """A new zeroed segment of ``size`` bytes, owned by this process and mapped here."""
     if sys.platform == "win32":
         raise NotImplementedError("lightwork's shared objects need POSIX (Linux or macOS)")
-    name = f"{PREFIX}{os.getpid()}-{kind}-{secrets.token_hex(8)}"
-    path = os.path.join(_shm_dir(), name)
-    length = max(size, 1)  # mmap refuses an empty file; a zero-size array still needs one
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.ftruncate(fd, length)
-        _reserve(fd, length, path)
-        mapping = mmap.mmap(fd, length)
-    except BaseException:
-        os.close(fd)
-        os.unlink(path)
-        raise
-    segment = Segment(name, path, fd, size, mapping)
+    segment = Segment(_segment.create(kind, size))
     segment.owned_by = os.getpid()
-    if _tracked():
-        from multiprocessing import resource_tracker
-
-        # As SharedMemory(create=True) does: if this process is killed, the tracker (which
-        # outlives it) unlinks the file.
-        resource_tracker.register("/" + name, "shared_memory")
     with _registry_lock:
-        _segments[name] = segment
+        _segments[segment.name] = segment
     return segment
-
-
-def _reserve(fd: int, length: int, path: str) -> None:
-    """Allocate the pages now: a full tmpfs fails here, not with SIGBUS on first write."""
-    if not hasattr(os, "posix_fallocate"):
-        return
-    try:
-        os.posix_fallocate(fd, 0, length)
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            free = os.statvfs(path)
-            raise OSError(
-                errno.ENOSPC,
-                f"no room for {length:,} bytes of shared memory in {os.path.dirname(path)} "
-                f"({free.f_bavail * free.f_frsize:,} bytes free); in a Docker container, "
-                "raise it with --shm-size",
-            ) from error
-        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
 
 
 def attach_segment(name: str) -> Segment:
@@ -199,21 +120,13 @@ def attach_segment(name: str) -> Segment:
         if not name.startswith(PREFIX) or "/" in name or name in (".", ".."):
             raise SharedClosedError(f"{name!r} is not the name of a lightwork shared object")
         _drop_released()
-        path = os.path.join(_shm_dir(), name)
         try:
-            fd = os.open(path, os.O_RDWR)
+            segment = _segments[name] = Segment(_segment.attach(name))
         except FileNotFoundError:
             raise SharedClosedError(
                 f"the shared object {name} no longer exists: its owner closed it, was "
                 "garbage-collected, or its process exited (or it lives on another machine)"
             ) from None
-        try:
-            size = os.fstat(fd).st_size
-            mapping = mmap.mmap(fd, size)
-        except BaseException:
-            os.close(fd)
-            raise
-        segment = _segments[name] = Segment(name, path, fd, size, mapping)
         return segment
 
 
@@ -238,19 +151,9 @@ def release(segment: Segment) -> None:
         owner = segment.owned_by == os.getpid()
         segment.owned_by = 0
         segment.close()
-    if not owner:
-        return  # a forked child's copy of its parent's object: the parent releases it
-    try:
-        os.unlink(segment.path)
-    except FileNotFoundError:
-        pass
-    if _tracked():
-        try:
-            from multiprocessing import resource_tracker
-
-            resource_tracker.unregister("/" + segment.name, "shared_memory")
-        except Exception:
-            pass  # at worst the tracker warns at exit about a file that is already gone
+    if owner:
+        segment.unlink()
+    # else a forked child's copy of its parent's object: the parent releases it
 
 
 class Handle:

@@ -18,10 +18,9 @@ about 25. A worker sees the array as it was when it forked: as with any shared m
 arrays must not be changed while it runs.
 
 A segment is unlinked when its array is done with (see CallArrays) or the call ends; workers'
-mappings go with the arrays that use them. The segment is created with ``SharedMemory``, so
-the resource tracker unlinks it even if the parent is killed. Workers map it by name without
-``SharedMemory`` (which would register it with the tracker and warn about a 'leak' at exit,
-cpython#82300).
+mappings go with the arrays that use them. Segments are lightwork's one kind
+(lightwork._core._segment, named ``lightwork-<pid>-arg-<hex>``): the resource tracker unlinks
+them even if the parent is killed, and workers map them by name without touching the tracker.
 
 An array created with :class:`lightwork.SharedArray` already lives in shared memory and is never
 copied; this module is for the plain arrays users already have.
@@ -31,18 +30,17 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import pickle
 import sys
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from multiprocessing import shared_memory
 from typing import Any
 
 import cloudpickle
 
+from ..._core._segment import Segment, create
 from .._pickling import PICKLE_PROTOCOL
 from . import _mapped
 from ._mapped import attach, inherited
@@ -111,7 +109,7 @@ class CallArrays:
         self._inherit = inherit
         self._on_release = on_release
         self._lock = threading.Lock()  # the caller's thread and the supervisor both pickle
-        self._copies: dict[int, tuple[weakref.ref[Any], shared_memory.SharedMemory]] = {}
+        self._copies: dict[int, tuple[weakref.ref[Any], Segment]] = {}
         self._lent: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._dead: deque[weakref.ref[Any]] = deque()
         self._closed = False
@@ -156,7 +154,9 @@ class CallArrays:
         fields)."""
         found = self._copies.get(id(array))
         if found is None:
-            segment = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
+            # Pages are reserved up front only where the copy goes through the mapping:
+            # pwrite() fails cleanly on a full /dev/shm, a store into the mapping with SIGBUS.
+            segment = create("arg", array.nbytes, reserve=not array.flags.c_contiguous)
             try:
                 _copy_into(segment, array)
             except BaseException:
@@ -200,49 +200,33 @@ class CallArrays:
             self._on_release(frozenset(released))
 
 
-def _unlink(segment: shared_memory.SharedMemory) -> None:
+def _unlink(segment: Segment) -> None:
     segment.close()
-    try:
-        segment.unlink()
-    except FileNotFoundError:
-        pass
+    segment.unlink()
 
 
-# pwrite() calls of this size: bounded so a call can't pin a huge slice, large enough that the
-# system calls cost nothing against the copy.
-_WRITE_BYTES = 64 << 20
-
-
-def _copy_into(segment: shared_memory.SharedMemory, array: Any) -> None:
+def _copy_into(segment: Segment, array: Any) -> None:
     """The one copy of ``array``, into ``segment``."""
     import numpy as np
 
-    if not _write_into(segment.name, array):
-        view = np.ndarray(array.shape, array.dtype, buffer=segment.buf)
+    if not _write_into(segment, array):
+        view = np.ndarray(array.shape, array.dtype, buffer=segment.view)
         view[...] = array
         del view  # release the export, so the segment can be closed later
 
 
-def _write_into(name: str, array: Any) -> bool:
-    """Copy a C-contiguous array into segment ``name`` by writing its file; False if not done.
+def _write_into(segment: Segment, array: Any) -> bool:
+    """Copy a C-contiguous array into ``segment`` through its file; False if not done.
 
     Twice as fast as assigning through the segment's mapping (400 MB: 187 against 330-350 ms,
     bench/bench_zero_copy.py's floor row then and before): the kernel fills the pages as it
     copies, instead of taking one page fault per 4 KiB.
     """
-    path = f"/dev/shm/{name.lstrip('/')}"
-    if not array.flags.c_contiguous or not os.path.exists(path):
+    if not array.flags.c_contiguous:
         return False
     import numpy as np
 
-    data = memoryview(array.reshape(-1).view(np.uint8))  # any dtype's bytes (datetime64 too)
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        offset = 0
-        while offset < len(data):
-            offset += os.pwrite(fd, data[offset : offset + _WRITE_BYTES], offset)
-    finally:
-        os.close(fd)
+    segment.write(memoryview(array.reshape(-1).view(np.uint8)))  # any dtype's bytes
     return True
 
 

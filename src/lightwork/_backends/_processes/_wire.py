@@ -18,10 +18,9 @@ Worker to parent, each a fixed header then a pickled payload:
 
 from __future__ import annotations
 
-import mmap
-import os
 import struct
 
+from ..._core._segment import anonymous
 from ..._core._slot import IN_CHUNK, NO_TASK, SLOT_INDEX, SLOT_SERIAL, SLOT_SIZE, SLOT_STARTED
 
 TYPE_CHECKING = False  # a worker imports this module: not typing (see lightwork._core._run)
@@ -44,48 +43,22 @@ HEADER = struct.Struct("<BQdddd")
 
 
 class SharedSlot:
-    """A worker's task slot in shared memory, created by the parent, mapped by the worker.
+    """A worker's task slot: an anonymous shared-memory segment (lightwork._core._segment) that
+    the parent creates and the worker maps, its descriptor passed like any file descriptor.
 
-    On Linux an anonymous memory file (memfd) passed to the worker like any file descriptor;
-    ``multiprocessing.RawArray`` elsewhere. (RawArray's heap imports ctypes, tempfile and
-    shutil, a few milliseconds that every new pool's first result would wait for.)
+    ``context`` (the pool's multiprocessing context) is not needed: every platform gets the same
+    segment.
     """
 
-    def __init__(self, context: Any) -> None:
-        size = 8 * SLOT_SIZE
-        if hasattr(os, "memfd_create"):
-            self.fd = os.memfd_create("lightwork-slot", os.MFD_CLOEXEC)
-            os.ftruncate(self.fd, size)
-            self.memory: Any = mmap.mmap(self.fd, size)
-        else:
-            self.fd = -1
-            self.memory = context.RawArray("d", SLOT_SIZE)
-        self.view: Slot = memoryview(self.memory).cast("B").cast("d")
+    def __init__(self, context: Any = None) -> None:
+        self.segment = anonymous(8 * SLOT_SIZE)
+        self.view: Slot = self.segment.view.cast("d")
         self.view[SLOT_SERIAL] = -1
         self.view[SLOT_INDEX] = NO_TASK
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if self.fd < 0:
-            return (_same, (self.memory,))
-        from multiprocessing import reduction
-
-        return (_attach_slot, (reduction.DupFd(self.fd),))
+        return self.segment.__reduce__()  # the worker gets the mapping itself
 
     def close(self) -> None:
         self.view.release()
-        if self.fd >= 0:
-            self.memory.close()
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _attach_slot(handle: Any) -> Any:
-    fd = handle.detach()
-    try:
-        return mmap.mmap(fd, 8 * SLOT_SIZE)
-    finally:
-        os.close(fd)
-
-
-def _same(memory: Any) -> Any:
-    return memory
+        self.segment.close()
