@@ -520,7 +520,7 @@ def section_e(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
             ]
         )
         raw[module] = {"times": times, **last}
-    first_use = "import lightwork._engine._executor, lightwork._backends._processes._supervisor"
+    first_use = "import lightwork._engine._executor, lightwork._backends._processes._backend"
     _, err = _support.run_python(first_use, flags=["-X", "importtime"])
     top = _importtime_top(err, 6)
     raw["lightwork_importtime_top"] = top

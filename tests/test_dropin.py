@@ -244,6 +244,7 @@ def test_a_thread_abandoned_by_task_timeout_does_not_block_exit() -> None:
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_a_pool_dropped_without_shutdown_finishes_its_work_and_stops(backend: str) -> None:
+    before = set(threading.enumerate())  # (other tests' pools may still be winding down)
     ex = lightwork.Executor(2, backend=backend)
     future = ex.submit(sleep_then, (0.2, "done"))
     workers = ex.statistics().workers_started
@@ -251,12 +252,15 @@ def test_a_pool_dropped_without_shutdown_finishes_its_work_and_stops(backend: st
     gc.collect()
     assert future.result(timeout=30) == "done"  # what was submitted still runs
     assert workers <= 2
+
+    def its_threads() -> list[str]:
+        now = set(threading.enumerate()) - before
+        return [t.name for t in now if t.name.startswith("lightwork-")]
+
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        t.name.startswith("lightwork-") for t in threading.enumerate()
-    ):
+    while its_threads() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("lightwork-")]
+    assert its_threads() == []
 
 
 def test_shutdown_cancelling_futures_on_threads_keeps_what_already_started() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import lightwork
-from lightwork._backends._processes._supervisor import _likely_cause
+from lightwork._backends._processes._exits import likely_cause
 
 from conftest import MakeExecutor
 from tasks import (
@@ -255,8 +255,8 @@ def test_crash_in_a_chunk_keeps_earlier_and_later_results(
 def test_sigkill_with_high_memory_is_blamed_on_the_oom_killer() -> None:
     import signal
 
-    assert "out of memory?" in _likely_cause(-signal.SIGKILL, rss=10**15)
-    assert "out of memory?" not in _likely_cause(-signal.SIGKILL, rss=10**6)
+    assert "out of memory?" in likely_cause(-signal.SIGKILL, rss=10**15)
+    assert "out of memory?" not in likely_cause(-signal.SIGKILL, rss=10**6)
 
 
 def test_timeout_inside_a_chunk_stops_only_that_task(make_parallel_executor: MakeExecutor) -> None:

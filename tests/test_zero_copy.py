@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lightwork
+from lightwork._backends._base import Backend
 from lightwork._backends._processes._arrays import ARRAY_THRESHOLD_BYTES, INHERIT_THRESHOLD_BYTES
 
 from conftest import MakeExecutor
@@ -431,8 +432,11 @@ def test_a_worker_retired_while_busy_still_counts_against_max_workers() -> None:
 
 def test_a_future_cancelled_before_it_ran_releases_its_array() -> None:
     with lightwork.Executor(1) as ex:
-        running = ex.submit(time.sleep, 0.3)
+        # Two tasks fill the worker and its look-ahead (a busy worker holds two): the third
+        # waits in the parent, where cancelling it must still be possible.
+        running = [ex.submit(time.sleep, 0.3) for _ in range(Backend.lookahead)]
         waiting = ex.submit(inspect_slice, BIG, 0)
         assert waiting.cancel()
-        running.result()
+        for future in running:
+            future.result()
     # no_segment_left checks that its segment went

@@ -781,13 +781,3 @@ def _kill(process: Any) -> None:
         process.kill()
     except (OSError, ValueError, AttributeError):
         pass
-
-
-def __getattr__(name: str) -> Any:
-    """``_likely_cause``, where tests/test_faults.py imports it from (it lives in _exits, which
-    is imported at the first death only)."""
-    if name == "_likely_cause":
-        from ._exits import likely_cause
-
-        return likely_cause
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
