@@ -31,6 +31,8 @@ milliseconds that every new pool's first result would wait for. A worker imports
 
 Where ``/dev/shm`` is missing (macOS) named segments are files in the temporary directory, and a
 killed creator leaves them there: the tracker only knows how to remove ``shm_open`` names.
+POSIX only, as lightwork is: Windows can neither unlink an open file (``anonymous``) nor map
+with ``PROT_READ``; it would need ``mmap``'s tagname API here, and nowhere else.
 """
 
 from __future__ import annotations
