@@ -167,3 +167,10 @@ def test_an_explicit_thread_count_never_grows() -> None:
     with lightwork.Executor(2, backend="threads") as ex:
         list(ex.imap(nap, range(100)))
         assert ex.statistics().workers_started == 2
+
+
+def test_a_default_thread_pool_grows_for_timed_tasks_too() -> None:
+    with lightwork.Executor(backend="threads", task_timeout=30) as ex:
+        for future in [ex.submit(nap, i) for i in range(200)]:
+            future.result(timeout=30)
+        assert ex.statistics().workers_started > lightwork.available_cpus()

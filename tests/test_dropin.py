@@ -274,3 +274,21 @@ def test_shutdown_cancelling_futures_on_threads_keeps_what_already_started() -> 
     cancelled = [f for f in futures if f.cancelled()]
     finished = [f for f in futures if f.done() and not f.cancelled()]
     assert len(cancelled) > 20 and finished
+
+
+def test_a_done_callback_may_shut_the_thread_pool_down() -> None:
+    # The callback runs under the pool's lock (with task_timeout, a resolve holds it).
+    ex = lightwork.Executor(2, backend="threads", task_timeout=30)
+    future = ex.submit(square, 3)
+    future.add_done_callback(lambda _: ex.shutdown(wait=False, cancel_futures=True))
+    assert future.result(timeout=30) == 9
+    ex.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_an_unread_map_held_only_through_iter_or_zip_keeps_its_results(backend: str) -> None:
+    with lightwork.Executor(2, backend=backend) as ex:
+        pairs = zip(ex.map(square, range(50)), ex.map(square, range(50)), strict=True)
+        plain = iter(ex.map(square, range(50)))
+    assert [a for a, _ in pairs] == [x * x for x in range(50)]
+    assert list(plain) == [x * x for x in range(50)]

@@ -8,7 +8,8 @@
 #   tools/py314.sh --rebuild  make the chroot afresh first
 #
 # The checkout is bind-mounted at /src in the chroot, with /proc and a tmpfs /dev/shm (shared
-# memory for the process backend); the machine's CA bundle is copied in for pip.
+# memory for the process backend), all in a private mount namespace; the machine's CA bundle is
+# copied in for pip.
 set -euo pipefail
 
 CHECKOUT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,14 +24,27 @@ if [ "$(id -u)" != 0 ]; then
         "(debootstrap, chroot, mounts); run 'sudo make test-3.14'" >&2
     exit 0
 fi
-if [ "${1:-}" = "--rebuild" ]; then
-    rm -rf "$ROOT"
+# Mounts in a private mount namespace of this run's own: they vanish with it, however it ends
+# (even SIGKILLed), and nothing else on the machine sees them.
+if [ -z "${LIGHTWORK_PY314_NAMESPACE:-}" ]; then
+    exec unshare --mount --propagation private env LIGHTWORK_PY314_NAMESPACE=1 "$0" "$@"
 fi
+mkdir -p "$CACHE"
+exec 9>"$CACHE/py314.lock"  # one run at a time on a machine: they share the chroot
+flock -w 1800 9 || { echo "tools/py314.sh: another run holds $ROOT" >&2; exit 1; }
+for stale in "$ROOT/src" "$ROOT/dev/shm" "$ROOT/proc"; do  # (copied from outside: let go here)
+    mountpoint -q "$stale" && umount -l "$stale"
+done
 
+if [ "${1:-}" = "--rebuild" ]; then
+    rm -rf --one-file-system "$ROOT"  # never into a checkout still mounted somewhere
+fi
 if [ ! -e "$STAMP" ]; then
-    command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
-    rm -rf "$ROOT"
-    mkdir -p "$CACHE"
+    if ! command -v debootstrap >/dev/null; then
+        apt-get install -y -q debootstrap >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
+    fi
+    rm -rf --one-file-system "$ROOT"
     echo "py314: debootstrap of Debian unstable with python3.14 into $ROOT"
     debootstrap --variant=minbase --include=python3.14,python3.14-venv,ca-certificates \
         sid "$ROOT" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
@@ -38,21 +52,14 @@ if [ ! -e "$STAMP" ]; then
     touch "$STAMP"
 fi
 
-# One run at a time per machine: the chroot's mounts are shared.
-exec 9>"$CACHE/py314.lock"
-flock -n 9 || { echo "tools/py314.sh: another run is using $ROOT" >&2; exit 1; }
-for stale in "$ROOT/src" "$ROOT/dev/shm" "$ROOT/proc"; do  # left by a run that was killed
-    mountpoint -q "$stale" && umount -l "$stale"
-done
-
 for bundle in /etc/ssl/certs/ca-certificates.crt; do
     [ -e "$bundle" ] && cp "$bundle" "$ROOT/etc/ssl/certs/ca-certificates.crt"
 done
 mkdir -p "$ROOT/src" "$ROOT/proc" "$ROOT/dev/shm"
-cleanup() {
-    umount "$ROOT/src" 2>/dev/null || true
-    umount "$ROOT/dev/shm" 2>/dev/null || true
-    umount "$ROOT/proc" 2>/dev/null || true
+cleanup() {  # (the namespace drops them anyway; a lazy unmount never fails on a busy one)
+    umount -l "$ROOT/src" 2>/dev/null || true
+    umount -l "$ROOT/dev/shm" 2>/dev/null || true
+    umount -l "$ROOT/proc" 2>/dev/null || true
 }
 trap cleanup EXIT
 mount -t proc proc "$ROOT/proc"

@@ -142,6 +142,8 @@ class _ThreadWorker:
                 self.counters.busy += seconds
                 job.measured(1, seconds)
                 chunk.resolve(position, values, {position + p: e for p, e in errors.items()})
+            if self.backend.grow_to > self.backend.workers:  # timed tasks wait too
+                self.backend.grow_if_waiting()
         self.counters.chunks += 1
         return True
 
@@ -163,7 +165,10 @@ class ThreadBackend(Backend):
         self.initializer = initializer
         self.initargs = initargs
         self.queue: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
-        self.lock = threading.Lock()  # guards abandoning a thread against its last resolve
+        # Guards abandoning a thread against its last resolve, and shutdown's stop markers
+        # against a submit. Reentrant: a future's done-callback runs under it (a resolve), and
+        # may call shutdown().
+        self.lock = threading.RLock()
         self._threads: list[_ThreadWorker] = []
         self._watchdog: threading.Thread | None = None
         self._closed = threading.Event()
@@ -174,14 +179,15 @@ class ThreadBackend(Backend):
     def submit(self, attempt: Attempt) -> None:
         if _interpreter_exiting:
             raise ExecutorShutdownError("cannot schedule new futures after interpreter shutdown")
-        if self._closed.is_set():
-            raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
         if self.broken is not None:  # as ThreadPoolExecutor does, once it is broken
             raise copy_error(self.broken)
-        # Queued first: a thread started now takes it at once (before a shutdown that
-        # cancels what is still queued), as in ThreadPoolExecutor.
-        self.queue.put(attempt)
-        self._ensure_threads()
+        with self.lock:  # not between shutdown's count of threads and its stop markers
+            if self._closed.is_set():
+                raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
+            # Queued first: a thread started now takes it at once (before a shutdown that
+            # cancels what is still queued), as in ThreadPoolExecutor.
+            self.queue.put(attempt)
+            self._ensure_threads()
 
     def _ensure_threads(self) -> None:
         if not self._threads:
@@ -232,7 +238,8 @@ class ThreadBackend(Backend):
         worker.thread.start()
 
     def _live_threads(self) -> list[_ThreadWorker]:
-        return [w for w in self._threads if not w.abandoned and w.thread.is_alive()]
+        with self.lock:  # an abandoned thread and its replacement change together
+            return [w for w in self._threads if not w.abandoned and w.thread.is_alive()]
 
     def watch(self) -> None:
         """Make sure the watchdog runs: called when a task with a time limit starts."""

@@ -164,7 +164,7 @@ class Executor(concurrent.futures.Executor):
         self._backends: dict[str, Backend] = {}  # by kind; "auto" may use all three
         self._auto_choice: AutoChoice | None = None
         # Executor.map calls nobody has read yet: shutdown runs them to the end (see map)
-        self._unread: dict[int, tuple[_UnreadChunks, weakref.ref[Results[Any]]]] = {}
+        self._unread: dict[int, _UnreadChunks] = {}
         self._map_keys = itertools.count()
         # Dropped without shutdown(): its pools finish their work and stop, as the standard
         # library's do, instead of holding workers until the interpreter exits.
@@ -233,13 +233,13 @@ class Executor(concurrent.futures.Executor):
             unread = list(self._unread.values())
             self._unread.clear()
         if cancel_futures:
-            for source, _ in unread:
+            for source in unread:
                 source.close()
             unread = []
 
         def finish() -> None:
-            for source, reader in unread:
-                source.run_to_end(reader)
+            for source in unread:
+                source.run_to_end()
             for backend in backends:
                 if cancel_futures:
                     backend.cancel_pending()
@@ -471,7 +471,7 @@ class Executor(concurrent.futures.Executor):
         source = _UnreadChunks(chunks, flow, functools.partial(self._forget_unread, key))
         results: Results[Any] = Results(source, flow.options.return_exceptions, let_go=True)
         with self._lock:
-            self._unread[key] = (source, weakref.ref(results))
+            self._unread[key] = source
         return results
 
     def _forget_unread(self, key: int) -> None:
@@ -731,17 +731,17 @@ class _UnreadChunks(Iterator["Chunk | None"]):
             self._on_first_read()
             self._on_first_read = None
 
-    def run_to_end(self, reader: weakref.ref[Results[Any]]) -> None:
-        """Run every remaining task now; keep the chunks while ``reader`` is alive."""
+    def run_to_end(self) -> None:
+        """Run every remaining task now, keeping the chunks for a reader. (Whoever reads holds
+        this source, through ``Results`` or its ``iter()``; once nobody does, the chunks go
+        with it: the executor let go of it when its shutdown began.)"""
         with self._lock:
             # As submitted futures would: a failure no longer stops the input (a reader still
             # gets it raised in its place), and the map's timeout no longer applies.
             self._flow.options = self._flow.options.merge(return_exceptions=True)
             self._flow.deadline = None
             try:
-                for chunk in self._chunks:
-                    if reader() is not None:
-                        self._kept.append(chunk)
+                self._kept.extend(self._chunks)
             except Exception as error:  # the executor broke: the reader will see it
                 self._error = error
 

@@ -136,17 +136,17 @@ class ProcessBackend(Backend):
         broken = self._supervisor.broken
         if broken is not None:  # as ProcessPoolExecutor does, once it is broken
             raise copy_error(broken)
+        attempts = [attempt]
         if attempt.payload is None:
             try:
                 attempt.payload = self._encoder.arguments(attempt)
             except Exception:
                 # Some argument won't pickle: fail exactly those tasks, send the others singly.
-                self._pending.extend(self._encoder.one_by_one(attempt))
-                self._inbox.wake()
-                if self._thread is None:
-                    self._start()
-                return
-        self._pending.append(attempt)
+                attempts = self._encoder.one_by_one(attempt)
+        with self._lock:  # pickling took a while: not after shutdown() began, or it is lost
+            if self._inbox.closing:
+                raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
+            self._pending.extend(attempts)
         self._inbox.wake()
         if self._thread is None:
             self._start()
