@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -174,3 +175,14 @@ def test_a_default_thread_pool_grows_for_timed_tasks_too() -> None:
         for future in [ex.submit(nap, i) for i in range(200)]:
             future.result(timeout=30)
         assert ex.statistics().workers_started > lightwork.available_cpus()
+
+
+@pytest.mark.parametrize(("gil_enabled", "expected"), [(False, "threads"), (True, "processes")])
+def test_auto_asks_the_interpreter_whether_threads_run_python_in_parallel(
+    monkeypatch: pytest.MonkeyPatch, gil_enabled: bool, expected: str
+) -> None:
+    # No free-threaded build is installable here: the interpreter's answer is simulated.
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: gil_enabled, raising=False)
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(python_work, range(300))) == [python_work(n) for n in range(300)]
+        assert ex.statistics().auto.backend == expected
