@@ -37,6 +37,7 @@ for stale in "$ROOT/src" "$ROOT/dev/shm" "$ROOT/proc"; do  # (copied from outsid
 done
 
 if [ "${1:-}" = "--rebuild" ]; then
+    shift  # the rest are pytest's
     rm -rf --one-file-system "$ROOT"  # never into a checkout still mounted somewhere
 fi
 if [ ! -e "$STAMP" ]; then
@@ -81,4 +82,4 @@ chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin LANG=C.UTF-8 \
     cd /src
     "$venv/bin/python" --version
     exec "$venv/bin/python" -m pytest -p no:cacheprovider -q "$@"
-' py314 "${@#--rebuild}"
+' py314 "$@"

@@ -130,7 +130,6 @@ def _run_fast(
         try:
             values.extend(map(fn, arguments))  # extend keeps the values before a failure
         except BaseException as error:
-            _reraise_ctrl_c(error)
             position = count - operator.length_hint(arguments) - 1
             _record_failure(work, first + position, position, args[position], error, values, errors)
             continue
@@ -143,7 +142,6 @@ def _run_fast(
         try:
             values.append(fn(args[position]))
         except BaseException as error:
-            _reraise_ctrl_c(error)
             _record_failure(work, first + position, position, args[position], error, values, errors)
 
 
@@ -165,7 +163,6 @@ def _run_per_task(
         try:
             append(fn(arg))
         except BaseException as error:
-            _reraise_ctrl_c(error)
             _record_failure(work, index, position, arg, error, values, errors)
 
 
@@ -178,6 +175,7 @@ def _record_failure(
     values: list[Any],
     errors: dict[int, BaseException],
 ) -> None:
+    _reraise_ctrl_c(error)  # every loop's failures come here: a real Ctrl-C goes on up
     value, failure = _retry_in_place(work, arg, error)
     values.append(value)
     if failure is not None:
