@@ -292,3 +292,24 @@ def test_an_unread_map_held_only_through_iter_or_zip_keeps_its_results(backend: 
         plain = iter(ex.map(square, range(50)))
     assert [a for a, _ in pairs] == [x * x for x in range(50)]
     assert list(plain) == [x * x for x in range(50)]
+
+
+def test_ctrl_c_on_threads_does_not_wait_for_running_chunks_at_exit() -> None:
+    # The exit hook finishes what pools were given, but not a pool Ctrl-C stopped: its
+    # threads may be deep in chunks of long tasks that no one will read.
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, threading, time, lightwork\n"
+            "threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+            "lightwork.map(time.sleep, [0.5] * 400, backend='threads', max_workers=2,"
+            " chunksize=20)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr
+    assert time.monotonic() - started < 8  # a chunk alone takes 10 s

@@ -328,6 +328,9 @@ class ThreadBackend(Backend):
     def terminate(self) -> None:
         self.cancel_pending()  # running tasks cannot be stopped in a thread
         self.shutdown(wait=False)
+        # Stopped, not finished (Ctrl-C): the exit hook must not wait for the chunks its
+        # threads are still running; they are daemons, abandoned as a timed-out one is.
+        _live_backends.discard(self)
 
     def worker_statistics(self) -> list[WorkerStatistics]:
         return [w.counters.snapshot() for w in self._threads]
