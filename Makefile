@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: scale pi test test-3.14 lint bytecode cpython-suite
+.PHONY: scale pi test test-3.14 lint docs docs-browser bytecode cpython-suite
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,9 +31,19 @@ lint: bytecode
 	$(VENV)/bin/ruff format --check src tests bench examples docs tools
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint docs
 	$(PYTHON) -m pytest
 	tools/py314.sh
+
+# The documentation site, into site/ (untracked). --strict: a broken link, a missing snippet or
+# an API name that no longer exists fails the build. About 2 s, so `make test` builds it too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# The built site in headless Chromium (Debian's `chromium` package): pages render with their
+# images, navigation and search (see tools/docs_browser.py).
+docs-browser: docs
+	$(PYTHON) tools/docs_browser.py
 
 # The suite on Python 3.14 alone (a Debian chroot, cached in ~/.cache/lightwork; see the script).
 test-3.14:
