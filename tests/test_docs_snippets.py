@@ -1,8 +1,14 @@
-"""Every Python block in the README and in docs/ runs as shown, pasted into a script.
+"""Every Python block in the README and on the documentation site runs as shown.
 
-A block that needs what this machine cannot have (a Dask scheduler at an address, a batch
-cluster) says so in an HTML comment on the line before it, ``<!-- not run: why -->``; every
-other block is run, from a fresh interpreter, as ``python snippet.py``.
+Each block is pasted into a script and run, from a fresh interpreter in a temporary folder, as
+``python snippet.py``. A block that needs what this machine cannot have (a Dask scheduler at an
+address, a batch cluster) says so in an HTML comment on the line before it,
+``<!-- not run: why -->``, and is skipped with that reason.
+
+A block may instead include a whole program from ``examples/`` (pymdownx.snippets'
+``--8<-- "examples/NAME.py"``): those programs stay the runnable source, run with their own
+arguments and checks by ``tests/test_examples*.py``, so here an included file must be one of
+them and exist; the site's build (``make docs``, ``--strict``) fails on a path it can't find.
 """
 
 from __future__ import annotations
@@ -10,13 +16,20 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(?:<!-- not run: (?P<why>[^>]+?) -->\n)?```python\n(?P<code>.*?)```", re.S)
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# A fence may be indented (inside an admonition or a tab); its closing fence has the same indent.
+BLOCK = re.compile(
+    r"^(?:[ \t]*<!-- not run: (?P<why>[^>]+?) -->\n)?"
+    r"(?P<indent>[ \t]*)```python\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
+    re.M | re.S,
+)
+INCLUDE = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
 
 
 def python_blocks() -> list[tuple[str, str, str | None]]:
@@ -27,20 +40,48 @@ def python_blocks() -> list[tuple[str, str, str | None]]:
         for match in BLOCK.finditer(text):
             line = text.count("\n", 0, match.start("code"))
             where = f"{document.relative_to(ROOT)}:{line}"
-            found.append((where, match["code"], match["why"]))
+            found.append((where, textwrap.dedent(match["code"]), match["why"]))
     return found
 
 
+def included(code: str) -> list[str] | None:
+    """The files a block includes, or None if it is code of its own."""
+    lines = [line.strip() for line in code.splitlines() if line.strip()]
+    paths = [m["path"] for m in map(INCLUDE.match, lines) if m]
+    if not paths:
+        return None
+    assert len(paths) == len(lines), f"a block mixes included files with code: {code!r}"
+    return paths
+
+
 BLOCKS = python_blocks()
+OWN = [(where, code, why) for where, code, why in BLOCKS if included(code) is None]
+INCLUDES = [(where, path) for where, code, _ in BLOCKS for path in included(code) or []]
 
 
 def test_the_documents_have_blocks_to_run() -> None:
-    assert sum(why is None for _, _, why in BLOCKS) >= 3
+    assert len(DOCUMENTS) > 10  # the site's pages were found, not only the README
+    assert sum(why is None for _, _, why in OWN) >= 30
 
 
-@pytest.mark.parametrize(
-    ("code", "why"), [(code, why) for _, code, why in BLOCKS], ids=[w for w, _, _ in BLOCKS]
-)
+def test_the_pattern_finds_indented_blocks_and_their_reasons() -> None:
+    text = (
+        "??? example\n\n    <!-- not run: needs a cluster -->\n    ```python\n    x = 1\n"
+        "    if x:\n        pass\n    ```\n"
+    )
+    [match] = BLOCK.finditer(text)
+    assert match["why"] == "needs a cluster"
+    assert textwrap.dedent(match["code"]) == "x = 1\nif x:\n    pass\n"
+
+
+@pytest.mark.parametrize(("where", "path"), INCLUDES, ids=[w for w, _ in INCLUDES])
+def test_an_included_file_is_an_example_the_suite_runs(where: str, path: str) -> None:
+    file = ROOT / path
+    assert file.is_file(), f"{where}: {path} does not exist"
+    assert file.parent == ROOT / "examples", f"{where}: only examples/ programs are included"
+
+
+@pytest.mark.parametrize(("code", "why"), [(c, w) for _, c, w in OWN], ids=[w for w, _, _ in OWN])
 def test_a_documented_block_runs_as_a_script(code: str, why: str | None, tmp_path: Path) -> None:
     if why is not None:
         pytest.skip(f"not run: {why}")
