@@ -19,7 +19,7 @@ bytecode: $(STAMP)
 	$(PYTHON) -m compileall -q src/lightwork
 
 # The main job writes to results/ (untracked: .gitignore), never over the committed reference
-# run in docs/ that the README shows; it names the files it wrote when it ends.
+# run in docs/ that the docs' scaling lab page shows; it names the files it wrote when it ends.
 scale: bytecode
 	$(VENV)/bin/lightwork scale pi --plot results/scaling-pi.png --json results/scaling-pi.json
 

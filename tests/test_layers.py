@@ -1,4 +1,4 @@
-"""The layers: each imports only the ones below it, as the README's development section says.
+"""The layers: each imports only the ones below it, as docs/design.md (Layers) says.
 
     features   lightwork._pipeline, _shared, lab, workloads, _argtypes, _cli
     engine     lightwork._engine       the Executor, result streaming, map/imap/starmap, auto
