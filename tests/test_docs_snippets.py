@@ -5,10 +5,11 @@ Each block is pasted into a script and run, from a fresh interpreter in a tempor
 address, a batch cluster) says so in an HTML comment on the line before it,
 ``<!-- not run: why -->``, and is skipped with that reason.
 
-A block may instead include a whole program from ``examples/`` (pymdownx.snippets'
-``--8<-- "examples/NAME.py"``): those programs stay the runnable source, run with their own
-arguments and checks by ``tests/test_examples*.py``, so here an included file must be one of
-them and exist; the site's build (``make docs``, ``--strict``) fails on a path it can't find.
+A block may instead include whole programs from ``examples/``, in pymdownx.snippets' block
+form (a line ``--8<--``, one path a line, ``--8<--``: ruff's Markdown formatting leaves it
+alone). Those programs stay the runnable source, run with their own arguments and checks by
+``tests/test_examples*.py``, so here an included file must be one of them and exist; the
+site's build (``make docs``, ``--strict``) fails on a path it can't find.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ BLOCK = re.compile(
     r"(?P<indent>[ \t]*)```python\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
     re.M | re.S,
 )
-INCLUDE = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
+SNIPPETS = "--8<--"
 
 
 def python_blocks() -> list[tuple[str, str, str | None]]:
@@ -47,11 +48,10 @@ def python_blocks() -> list[tuple[str, str, str | None]]:
 def included(code: str) -> list[str] | None:
     """The files a block includes, or None if it is code of its own."""
     lines = [line.strip() for line in code.splitlines() if line.strip()]
-    paths = [m["path"] for m in map(INCLUDE.match, lines) if m]
-    if not paths:
+    if SNIPPETS not in code:
         return None
-    assert len(paths) == len(lines), f"a block mixes included files with code: {code!r}"
-    return paths
+    assert lines[0] == lines[-1] == SNIPPETS and len(lines) > 2, f"not one include: {code!r}"
+    return lines[1:-1]
 
 
 BLOCKS = python_blocks()
