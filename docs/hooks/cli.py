@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- cli-reference -->"
+SRC = Path(__file__).resolve().parents[2] / "src"
 WIDTH = "100"  # argparse wraps to $COLUMNS: a fixed width keeps the page the same everywhere
 
 
@@ -24,6 +27,8 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def render() -> str:
     """The reference as Markdown: the top-level help, then a section per subcommand."""
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))  # this checkout's parsers, installed or not
     from lightwork._cli import build_parser
 
     saved = os.environ.get("COLUMNS")
