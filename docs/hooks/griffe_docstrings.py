@@ -30,8 +30,8 @@ def markdown(text: str) -> str:
                 i += 1
             if out and out[-1].strip():
                 out.append("")
-            out += [f"{indent}```pycon", *(indent + b for b in block), f"{indent}```", ""]
-            continue
+            out += [f"{indent}```pycon", *(indent + b for b in block), f"{indent}```"]
+            continue  # the blank line that ended the run (as in doctest) follows as it was
         line = ROLE.sub(r"`\1`", line)
         if line.endswith("::"):  # reST's literal-block marker: "Example::" reads "Example:"
             line = line[:-1] if line.strip() != "::" and line[-3] != " " else line[:-2].rstrip()
