@@ -51,7 +51,7 @@ def test_a_module_docstring_is_rendered_in_place_of_its_marker() -> None:
 
 
 def test_a_marker_naming_no_module_fails_the_build() -> None:
-    with pytest.raises(ValueError, match="no module 'lightwork.nothing_here'"):
+    with pytest.raises(ValueError, match=r"no module 'lightwork\.nothing_here'"):
         load("docstrings").on_page_markdown("<!-- module-docstring: lightwork.nothing_here -->")
 
 
