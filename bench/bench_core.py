@@ -3,6 +3,7 @@
     python bench/bench_core.py                    # about 2-3 minutes on 2 cores
     python bench/bench_core.py --quick            # a smoke run, under ~20 s
     python bench/bench_core.py --markdown --json out.json --sections a,c
+    python bench/bench_core.py --sections a --plot docs/bench-tiny-tasks.png
 
 Sections (each prints a table; times are medians and minimums over interleaved rounds, so that
 a drift in clock speed or a neighbour's load hits every row alike):
@@ -233,7 +234,7 @@ def section_a(cfg: dict[str, Any], workers: int, log: Callable[[str], None]) -> 
                 note,
             ]
         )
-        raw[v.label] = {"times": v.times, "chunks": v.chunks, "scale": v.scale}
+        raw[v.label] = {"times": v.times, "chunks": v.chunks, "scale": v.scale, "note": v.note}
     table.notes += [
         f"every pool is created and warmed with a {WARMUP_TASKS:,}-task map first; all stay "
         "open while the rounds run, in rotating order",
@@ -567,6 +568,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     parser.add_argument("--json", metavar="PATH", help="write the raw numbers here")
     parser.add_argument("--sections", default="abcde", help="which sections, e.g. 'ac'")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="draw section (a)'s times as bars here (matplotlib)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     for key in FULL:
         parser.add_argument(
@@ -613,11 +617,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw["seconds"] = elapsed
     if args.markdown:
         print("\n" + "\n\n".join(t.markdown() for t in tables) + "\n\n" + footer)
+    if args.plot and "a" in raw:
+        plot_tiny_tasks(raw["a"], cfg["tasks"], workers, args.plot)
+        print(f"plot written to {args.plot}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1, default=str)
         print(f"raw numbers written to {args.json}")
     return 0
+
+
+def plot_tiny_tasks(raw: dict[str, Any], tasks: int, workers: int, path: str) -> None:
+    """Section (a) as horizontal bars, median with the minimum marked, on a log scale: the
+    times span three orders of magnitude, which a table's digits hide."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    import matplotlib.pyplot as plt
+
+    rows = [
+        (label, d["times"])
+        for label, d in raw.items()
+        if d["times"] and not d.get("note", "").startswith("diagnostic")
+    ]
+    rows.sort(key=lambda row: median(row[1]), reverse=True)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
+    for y, (label, times) in enumerate(rows):
+        colour = "tab:blue" if label.startswith("lightwork") else "tab:gray"
+        ax.barh(y, median(times), color=colour)
+        ax.plot(min(times), y, "k|", markersize=12)
+        ax.annotate(f" {fmt_s(median(times))}", (median(times), y), va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"seconds for {tasks:,} tiny tasks (x*x), {workers} workers; | = minimum")
+    ax.set_title("Per-task overhead on warm pools (shorter is better)")
+    ax.set_xlim(right=ax.get_xlim()[1] * 4)  # room for the labels
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _other_load_note(cores: float | None) -> str:
