@@ -14,10 +14,12 @@ site's build (``make docs``, ``--strict``) fails on a path it can't find.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,14 +83,46 @@ def test_an_included_file_is_an_example_the_suite_runs(where: str, path: str) ->
     assert file.parent == ROOT / "examples", f"{where}: only examples/ programs are included"
 
 
-@pytest.mark.parametrize(("code", "why"), [(c, w) for _, c, w in OWN], ids=[w for w, _, _ in OWN])
-def test_a_documented_block_runs_as_a_script(code: str, why: str | None, tmp_path: Path) -> None:
+# Most blocks wait (pool start-up, sleeps), so they run a few at a time, started when the first
+# of them is asked for; each test then waits for its own block's outcome.
+AT_ONCE = 3
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, concurrent.futures.Future[subprocess.CompletedProcess[str]]]]:
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        folder = tmp_path_factory.mktemp("snippet")
+        script = folder / "snippet.py"
+        script.write_text(code)
+        return subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=folder
+        )
+
+    selected = {  # only the blocks whose tests this session runs (-k, a node id)
+        item.callspec.params["where"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_a_documented_block_runs_as_a_script"
+    }
+    with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
+        yield {
+            where: pool.submit(run, code)
+            for where, code, why in OWN
+            if why is None and where in selected
+        }
+
+
+@pytest.mark.parametrize(
+    ("where", "why"), [(where, why) for where, _, why in OWN], ids=[w for w, _, _ in OWN]
+)
+def test_a_documented_block_runs_as_a_script(
+    where: str,
+    why: str | None,
+    outcomes: dict[str, concurrent.futures.Future[subprocess.CompletedProcess[str]]],
+) -> None:
     if why is not None:
         pytest.skip(f"not run: {why}")
-    script = tmp_path / "snippet.py"
-    script.write_text(code)
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
+    done = outcomes[where].result()
     assert done.returncode == 0, f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     assert "Traceback" not in done.stderr, done.stderr
