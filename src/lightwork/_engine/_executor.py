@@ -289,7 +289,7 @@ class Executor(concurrent.futures.Executor):
         ``close()`` on the returned iterator stops early and cancels what has not started.
         ``checkpoint="run.db"`` keeps each outcome in that SQLite file: the same call run again
         skips what it holds and yields the stored results in their place (see
-        :mod:`lightwork.checkpoint`; unordered, the stored results come first).
+        :mod:`lightwork.checkpoint`; unordered, a stored result comes as the input reaches it).
         """
         options = self._options(
             chunksize=chunksize,

@@ -4,7 +4,8 @@
 Executor's ``imap`` and ``starmap``, on every backend) writes each finished task's outcome to
 the SQLite file ``run.db``. Run the same call again and it skips every task whose outcome is
 stored, yielding the stored results in their place, in the order the call promises (with
-``ordered=False``, the stored results come first). Failed tasks run again unless
+``ordered=False``, each stored result comes as soon as the input reaches it, ahead of the tasks
+still running). Failed tasks run again unless
 ``Checkpoint(path, rerun_failed=False)``; a finished checkpoint is a cache: a call whose every
 outcome is stored starts no worker.
 

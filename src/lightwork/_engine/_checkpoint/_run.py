@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..._core._chunking import TARGET_CHUNK_SECONDS
 from ..._core._errors import CheckpointError, CheckpointMismatchError, RemoteTraceback
 from ..._core._options import Checkpoint
 from ..._core._run import add_task_note, format_remote
@@ -29,9 +30,9 @@ from ..._core._tasks import Chunk
 from ._fingerprint import function_fingerprint, item_fingerprints
 from ._store import Lock, Outcomes, clear, connect, create_schema, read_digests, read_meta
 
-# A SIGKILL loses at most this much finished work, while 4 commits a second cost nothing next
-# to a million tasks (a WAL commit without fsync takes tens of microseconds).
-COMMIT_SECONDS = 0.25
+# A chunk's time, as the sizer aims for: a SIGKILL loses about one chunk a worker beyond those
+# in flight, while a commit (WAL, no fsync: tens of microseconds) stays far below 1% of it.
+COMMIT_SECONDS = TARGET_CHUNK_SECONDS
 # ...and a burst of tiny chunks is written before it holds much memory.
 COMMIT_ROWS = 1000
 

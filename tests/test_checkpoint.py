@@ -1,0 +1,370 @@
+"""checkpoint=PATH: outcomes kept in SQLite, a re-run skips them, another run is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import lightwork
+import lightwork.checkpoint
+from lightwork.checkpoint import Checkpoint
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+BACKENDS = ["serial", "threads", "processes", "auto", "dask"]
+
+
+def logged_square(item: tuple[int, str]) -> int:
+    """Square the number, noting each execution in the log file named in the item."""
+    index, log = item
+    with open(log, "a") as f:
+        f.write(f"{index}\n")
+    return index * index
+
+
+def runs(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def fails_on_three(x: int) -> int:
+    if x == 3:
+        raise KeyError(x)
+    return x
+
+
+def draw(_: int) -> float:
+    return lightwork.random().random()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_finished_checkpoint_is_a_cache_on_every_backend(backend: str, tmp_path: Path) -> None:
+    if backend == "dask":
+        pytest.importorskip("distributed")
+    log = tmp_path / "log"
+    items = [(i, str(log)) for i in range(30)]
+    path = tmp_path / "run.db"
+    first = lightwork.map(logged_square, items, backend=backend, checkpoint=path)
+    assert first == [i * i for i in range(30)]
+    assert sorted(runs(log)) == list(range(30))
+    again = lightwork.map(logged_square, items, backend=backend, checkpoint=path)
+    assert again == first
+    assert sorted(runs(log)) == list(range(30))  # nothing ran again
+    assert lightwork.checkpoint.load(path).results == dict(enumerate(first))
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes", "auto"])
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_stopped_imap_resumes_running_only_what_is_not_stored(
+    backend: str, ordered: bool, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    path = tmp_path / "run.db"
+
+    def items() -> Iterator[tuple[int, str]]:
+        return ((i, str(log)) for i in range(200))
+
+    stream = lightwork.imap(
+        logged_square, items(), backend=backend, checkpoint=path, chunksize=5, ordered=ordered
+    )
+    seen = [next(stream) for _ in range(50)]
+    stream.close()
+    stored = lightwork.checkpoint.summary(path).done
+    assert stored >= 50
+    before = len(runs(log))
+    rest = list(
+        lightwork.imap(
+            logged_square, items(), backend=backend, checkpoint=path, chunksize=5, ordered=ordered
+        )
+    )
+    if ordered:
+        assert rest == [i * i for i in range(200)]
+    else:  # the stored results as the input reaches them, the others as they finish
+        assert sorted(rest) == [i * i for i in range(200)]
+        assert set(rest) >= set(seen)
+    assert len(runs(log)) - before == 200 - stored  # each task not stored ran once
+
+
+def test_starmap_and_the_executor_take_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "star.db"
+    assert lightwork.starmap(pow, [(2, 3), (3, 2)], backend="threads", checkpoint=path) == [8, 9]
+    with lightwork.Executor(2, backend="threads") as ex:
+        assert ex.starmap(pow, [(2, 3), (3, 2)], checkpoint=path) == [8, 9]
+        assert list(ex.imap(abs, [-1, -2], checkpoint=tmp_path / "imap.db")) == [1, 2]
+    with pytest.raises(lightwork.CheckpointMismatchError, match="another function"):
+        lightwork.map(pow, [(2, 3), (3, 2)], backend="threads", checkpoint=path)
+
+
+def test_failed_tasks_run_again_unless_told_to_keep_them(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    out = lightwork.map(
+        fails_on_three, range(5), backend="threads", checkpoint=path, return_exceptions=True
+    )
+    assert isinstance(out[3], KeyError)
+    contents = lightwork.checkpoint.load(path)
+    assert list(contents.failures) == [3] and isinstance(contents.failures[3], KeyError)
+    assert "KeyError" in str(contents.failures[3].__cause__)  # the traceback text
+    assert lightwork.checkpoint.summary(path).failed == 1
+    kept = Checkpoint(path, rerun_failed=False)
+    with pytest.raises(KeyError) as raised:  # stored, raised in its place
+        lightwork.map(fails_on_three, range(5), backend="serial", checkpoint=kept)
+    assert "lightwork: raised by task 3" in raised.value.__notes__
+
+
+def test_a_failed_task_that_now_succeeds_replaces_its_failure(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    flaky = tmp_path / "flaky.py"
+    flaky.write_text(
+        "FAIL = True\n"
+        "def f(x):\n    if FAIL and x == 1:\n        raise ValueError(x)\n    return x\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import flaky as module  # type: ignore[import-not-found]
+
+        lightwork.map(module.f, range(3), backend="serial", checkpoint=path, return_exceptions=True)
+        module.FAIL = False
+        assert lightwork.map(module.f, range(3), backend="serial", checkpoint=path) == [0, 1, 2]
+        assert lightwork.checkpoint.load(path).failures == {}
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("flaky", None)
+
+
+def test_seed_none_resumes_with_the_same_random_streams(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    stream = lightwork.imap(draw, range(40), backend="threads", checkpoint=path, chunksize=4)
+    head = [next(stream) for _ in range(10)]
+    stream.close()
+    resumed = lightwork.map(draw, range(40), backend="threads", checkpoint=path, chunksize=4)
+    assert resumed[:10] == head
+    assert lightwork.map(draw, range(40), backend="serial", checkpoint=path) == resumed
+
+
+def changed_generator(change_at: int | None) -> Iterator[int]:
+    for i in range(20):
+        yield -1 if i == change_at else i
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda p: lightwork.map(str, range(20), backend="serial", checkpoint=p),
+            "another function",
+        ),
+        (
+            lambda p: lightwork.map(abs, changed_generator(7), backend="serial", checkpoint=p),
+            "input item 7 differs",
+        ),
+        (
+            lambda p: lightwork.map(abs, range(20), backend="serial", seed=1, checkpoint=p),
+            "seed=None",
+        ),
+        (
+            lambda p: lightwork.map(abs, range(21), backend="serial", checkpoint=p),
+            "over 20 input items",
+        ),
+        (lambda p: lightwork.map(abs, iter(range(19)), backend="serial", checkpoint=p), "has 19"),
+    ],
+    ids=["function", "input item", "seed", "longer", "shorter"],
+)
+def test_another_run_is_refused_and_nothing_stored_changes(
+    call, message: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "run.db"
+    lightwork.map(abs, changed_generator(None), backend="serial", checkpoint=path)
+    before = lightwork.checkpoint.load(path)
+    with pytest.raises(lightwork.CheckpointMismatchError, match=message) as raised:
+        call(path)
+    assert "fresh=True" in str(raised.value)
+    assert lightwork.checkpoint.load(path) == before
+    # fresh=True starts over
+    assert lightwork.map(
+        str, range(3), backend="serial", checkpoint=Checkpoint(path, fresh=True)
+    ) == ["0", "1", "2"]
+
+
+def test_a_changed_function_body_is_noticed(tmp_path: Path) -> None:
+    namespace: dict[str, object] = {}
+    exec("def f(x):\n    return x + 1\n", namespace)
+    path = tmp_path / "run.db"
+    lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
+    exec("def f(x):\n    return x + 2\n", namespace)
+    with pytest.raises(lightwork.CheckpointMismatchError, match="code has changed"):
+        lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
+
+
+def test_a_second_user_of_a_checkpoint_is_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    stream = lightwork.imap(abs, range(100), backend="threads", checkpoint=path, chunksize=1)
+    next(stream)
+    with pytest.raises(lightwork.CheckpointInUseError, match="in use"):
+        lightwork.map(abs, range(100), backend="threads", checkpoint=path)
+    assert lightwork.checkpoint.summary(path).running
+    stream.close()
+    assert lightwork.map(abs, range(100), backend="threads", checkpoint=path) == list(range(100))
+
+
+def test_the_lock_goes_with_a_sigkilled_holder(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import time, lightwork
+            stream = lightwork.imap(abs, range(10), backend="serial", checkpoint={str(path)!r})
+            next(stream)
+            print("holding", flush=True)
+            time.sleep(60)
+        """),
+        ],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    with pytest.raises(lightwork.CheckpointInUseError):
+        lightwork.map(abs, range(10), backend="serial", checkpoint=path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert lightwork.map(abs, range(10), backend="serial", checkpoint=path) == list(range(10))
+
+
+class Unpicklable:
+    def __reduce__(self) -> object:
+        raise TypeError("this result won't pickle")
+
+
+def unpicklable_at_two(x: int) -> object:
+    return Unpicklable() if x == 2 else x
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def other_sqlite(path: Path) -> Path:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing" / "run.db", "directory .* does not exist"),
+        (
+            lambda d: write_text(d / "notes.txt", "not a database\n" * 100),
+            "not a lightwork checkpoint",
+        ),
+        (lambda d: other_sqlite(d / "other.db"), "not a lightwork checkpoint"),
+    ],
+    ids=["no directory", "a text file", "another database"],
+)
+def test_a_path_that_is_no_checkpoint_is_refused_untouched(
+    make, message: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    path = make(tmp_path)
+    before = path.read_bytes() if path.exists() else None
+    with pytest.raises(lightwork.CheckpointError, match=message):
+        lightwork.map(abs, range(3), backend="serial", checkpoint=path)
+    assert (path.read_bytes() if path.exists() else None) == before
+    assert sorted(p.name for p in path.parent.glob("*")) == (
+        [path.name] if before is not None else []
+    )
+
+
+def test_a_read_only_checkpoint_is_refused_but_readable(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    lightwork.map(abs, range(3), backend="serial", checkpoint=path)
+    path.chmod(0o444)
+    with pytest.raises(lightwork.CheckpointError, match="read-only"):
+        lightwork.map(abs, range(3), backend="serial", checkpoint=path)
+    assert lightwork.checkpoint.load(path).results == {0: 0, 1: 1, 2: 2}
+
+
+def test_an_unpicklable_result_is_yielded_and_stored_as_a_failure(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    out = lightwork.map(unpicklable_at_two, range(4), backend="threads", checkpoint=path)
+    assert isinstance(out[2], Unpicklable)
+    contents = lightwork.checkpoint.load(path)
+    assert contents.results == {0: 0, 1: 1, 3: 3}
+    assert "can't be pickled" in str(contents.failures[2])
+    with pytest.raises(lightwork.CheckpointError, match="can't be pickled"):
+        lightwork.map(
+            unpicklable_at_two,
+            range(4),
+            backend="serial",
+            checkpoint=Checkpoint(path, rerun_failed=False),
+        )
+
+
+def test_a_bad_checkpoint_option_is_named() -> None:
+    with pytest.raises(lightwork.InvalidOptionError, match="checkpoint must be a path"):
+        lightwork.map(abs, [1], backend="serial", checkpoint=3)  # type: ignore[call-overload]
+
+
+def test_the_cli_reports_done_failed_and_left(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    stream = lightwork.imap(
+        fails_on_three,
+        iter(range(100)),
+        backend="serial",
+        checkpoint=path,
+        return_exceptions=True,
+        chunksize=1,
+    )
+    [next(stream) for _ in range(10)]
+    stream.close()
+    run = [sys.executable, "-m", "lightwork", "checkpoint", str(path)]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    text = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert "total not known yet" in text and "failed    1" in text
+    report = json.loads(
+        subprocess.run([*run, "--json"], env=env, capture_output=True, text=True, check=True).stdout
+    )
+    assert report["failed"] == 1 and report["done"] >= 9 and report["total"] is None
+    list(
+        lightwork.imap(
+            fails_on_three,
+            iter(range(100)),
+            backend="serial",
+            checkpoint=path,
+            return_exceptions=True,
+        )
+    )
+    report = json.loads(
+        subprocess.run([*run, "--json"], env=env, capture_output=True, text=True, check=True).stdout
+    )
+    assert (report["done"], report["failed"], report["total"], report["left"]) == (99, 1, 100, 1)
+    assert report["rate"] > 0 and report["eta_seconds"] >= 0
+    bad = subprocess.run(
+        [*run[:-1], str(tmp_path / "none.db")], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_a_call_without_checkpoint_imports_no_sqlite() -> None:
+    code = (
+        "import sys, lightwork; lightwork.map(abs, range(9), backend='threads'); "
+        "print('sqlite3' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == "False\n"
