@@ -133,6 +133,7 @@ class CheckpointRun:
         self._rows: list[tuple[int, int, bytes, bytes | None, float]] = []
         self._tasks = 0  # outcomes recorded by this run, committed or not
         self._write_seconds = 0.0
+        self._write_failed = False
         self._due = time.monotonic() + COMMIT_SECONDS
         self._held: list[Piece] = []
         self._held_end = False
@@ -335,12 +336,16 @@ class CheckpointRun:
                 (time.time(), self._tasks, writing, self._session),
             )
             db.execute("COMMIT")
-        except sqlite3.Error as error:
+        except BaseException as error:
+            # (a Ctrl-C between two statements too: the rows stay buffered for close())
             if db.in_transaction:
                 try:
                     db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+            if not isinstance(error, sqlite3.Error):
+                raise
+            self._write_failed = True
             raise CheckpointError(
                 f"checkpoint {self.path!r}: writing outcomes failed ({error}); it holds every "
                 "outcome committed before, and the same call resumes from there once there "
@@ -357,7 +362,7 @@ class CheckpointRun:
             return
         self._closed = True
         try:
-            if write:
+            if write and not self._write_failed:  # (after a failed write: raised already)
                 self.flush()
         finally:
             self._finalizer()
