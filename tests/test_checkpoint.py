@@ -486,7 +486,7 @@ def test_a_full_disk_is_a_clear_error_and_the_database_stays_valid(tmp_path: Pat
         capture_output=True,
         text=True,
     )
-    if "mount:" in result.stderr or result.returncode and "unshare:" in result.stderr:
+    if "mount:" in result.stderr or (result.returncode and "unshare:" in result.stderr):
         pytest.skip(f"SKIPPED LOUDLY: can't mount a tmpfs here: {result.stderr.strip()}")
     full, then = result.stdout.split("stored:", 1)[0], result.stdout
     assert "error:" in full and "database or disk is full" in full, result.stdout + result.stderr
