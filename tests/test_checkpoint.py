@@ -237,6 +237,7 @@ def test_the_lock_goes_with_a_sigkilled_holder(tmp_path: Path) -> None:
         lightwork.map(abs, range(10), backend="serial", checkpoint=path)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
+    holder.stdout.close()
     assert lightwork.map(abs, range(10), backend="serial", checkpoint=path) == list(range(10))
 
 

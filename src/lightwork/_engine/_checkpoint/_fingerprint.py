@@ -3,8 +3,10 @@
 A function is known by its kind (map or starmap), its name, its pickle (what a worker would
 receive) and its code: the bytecode, constants and names of it and of the functions nested in
 it, but not line numbers, so moving a function in its file is no change while editing it is.
-An input item is known by the CRC-32 of its pickle: cheap enough to take for every item of a
-million tiny tasks, and what matters is finding the first changed index, not resisting forgery.
+An input item is known by 8 bytes: an int that fits is its own fingerprint, a str the CRC-32 of
+its UTF-8, anything else the CRC-32 of its pickle (each tagged in the high bits by its kind).
+What matters is finding the first changed index cheaply, not resisting forgery: a pickle per
+item costs ~350 ns, more than a tiny task, while a batch of ints is read as one C array.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..._core._errors import CheckpointError
 from ..._core._run import Star
 
 _dumps = functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
+_utf8 = functools.partial(str.encode, encoding="utf-8", errors="surrogatepass")
 
 
 def function_fingerprint(fn: Callable[..., Any]) -> tuple[str, str]:
@@ -66,10 +69,23 @@ def _feed_code(digest: Any, code: types.CodeType) -> None:
             digest.update(repr(constant).encode())
 
 
+_STR_TAG = 1 << 40  # (a CRC-32 is below 1 << 32)
+_PICKLE_TAG = 2 << 40
+
+
 def item_fingerprints(first: int, items: Sequence[Any]) -> array[int]:
-    """The CRC-32 of each item's pickle (``first``: the index of ``items[0]``, for errors)."""
+    """Each item's fingerprint (``first``: the index of ``items[0]``, for errors)."""
+    kinds = set(map(type, items))
+    if kinds == {int}:
+        try:
+            return array("q", items)
+        except OverflowError:
+            pass
+    elif kinds == {str}:
+        crcs = map(zlib.crc32, map(_utf8, items))
+        return array("q", map(_STR_TAG.__or__, crcs))
     try:
-        return array("I", map(zlib.crc32, map(_dumps, items)))
+        return array("q", map(_PICKLE_TAG.__or__, map(zlib.crc32, map(_dumps, items))))
     except Exception:
         for position, item in enumerate(items):  # name the item that won't pickle
             try:

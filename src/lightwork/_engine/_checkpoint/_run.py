@@ -4,10 +4,11 @@
                       |
                       +--> pieces: (first index, items, None)            to run
                                    (first index, items, (values, errors)) stored: replayed
-    finished chunk --record()--> buffered rows --flush() every COMMIT_SECONDS--> SQLite
+    finished chunk --record()--> buffered rows --flush() every COMMIT_SECONDS--> _Writer
+                                                        (its own thread and connection) --> SQLite
 
-Everything here runs in the thread that consumes the call's results, so the database has one
-user per call and needs no lock of its own.
+All but the writer runs in the thread that consumes the call's results; the writer only
+commits the batches it is handed, in order, so the two share no state but its queue.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import pickle
 import time
 import weakref
+import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -69,7 +71,8 @@ class CheckpointRun:
         except BaseException:
             self._abandon()
             raise
-        self._finalizer = weakref.finalize(self, _close, self._db, self._lock)
+        self._writers: list[_Writer] = []  # (the one writer, once started: for the finalizer)
+        self._finalizer = weakref.finalize(self, _close, self._db, self._lock, self._writers)
         try:
             self._open(spec, fn, seed, entropy, total)
         except BaseException:
@@ -132,7 +135,7 @@ class CheckpointRun:
             self._check_total(total)
         self._rows: list[tuple[int, int, bytes, bytes | None, float]] = []
         self._tasks = 0  # outcomes recorded by this run, committed or not
-        self._write_seconds = 0.0
+        self._writer: _Writer | None = None  # started at the first commit
         self._write_failed = False
         self._due = time.monotonic() + COMMIT_SECONDS
         self._held: list[Piece] = []
@@ -238,29 +241,48 @@ class CheckpointRun:
     def _split(self, first: int, batch: list[Any]) -> list[Piece]:
         """Runs of consecutive items that are all to run, or all stored."""
         end = first + len(batch)
-        if first >= len(self._outcomes):  # nothing stored this far: the common case
+        outcomes = self._outcomes
+        if first >= len(outcomes):  # nothing stored this far: the common case
             return [(first, batch, None)] if batch else []
+        if end <= len(outcomes) and self._all_stored(first, end):  # (a resumed run's first part)
+            return [(first, batch, self._stored(first, end))]
         pieces: list[Piece] = []
         start = first
         for stored, run in itertools.groupby(range(first, end), self._is_stored):
             count = sum(1 for _ in run)
             args = batch[start - first : start - first + count]
-            pieces.append((start, args, self._stored(start, count) if stored else None))
+            pieces.append((start, args, self._stored(start, start + count) if stored else None))
             start += count
         return pieces
 
-    def _stored(self, lo: int, count: int) -> tuple[list[Any], dict[int, BaseException]]:
+    def _all_stored(self, lo: int, hi: int) -> bool:
+        """Whether every index in ``lo .. hi`` is stored, checked in C."""
+        if 0 in self._outcomes.row_of[lo:hi]:
+            return False
+        return not self.rerun_failed or 1 not in self._outcomes.failed[lo:hi]
+
+    def _stored(self, lo: int, hi: int) -> tuple[list[Any], dict[int, BaseException]]:
+        """The stored outcomes of ``lo .. hi``: their values, and their errors by position."""
         values: list[Any] = []
         errors: dict[int, BaseException] = {}
         row_of = self._outcomes.row_of
-        for row, indices in itertools.groupby(range(lo, lo + count), row_of.__getitem__):
-            indices_list = list(indices)
+        index = lo
+        while index < hi:
+            row = row_of[index]
             row_lo, row_values, failures = self._row(row)
-            for index in indices_list:
-                failure = failures.get(index - row_lo)
-                if failure is not None:
-                    errors[len(values)] = _rebuild(failure, index)
-                values.append(row_values[index - row_lo])
+            # the indices from here on that this row still holds (a later row may hold some)
+            stop = min(hi, row_lo + len(row_values))
+            same = array("q", [row]) * (stop - index)
+            if row_of[index:stop] != same:
+                stop = index + 1
+                while stop < hi and row_of[stop] == row:
+                    stop += 1
+            for position, failure in failures.items():
+                failed_index = row_lo + position
+                if index <= failed_index < stop:
+                    errors[len(values) + failed_index - index] = _rebuild(failure, failed_index)
+            values += row_values[index - row_lo : stop - row_lo]
+            index = stop
         return values, errors
 
     def _row(self, row: int) -> tuple[int, list[Any], dict[int, Any]]:
@@ -304,60 +326,38 @@ class CheckpointRun:
         return max(0.0, self._due - time.monotonic())
 
     def flush(self) -> None:
-        """Commit what is buffered, in one transaction."""
-        import sqlite3
-
+        """Hand what is buffered to the writer thread, to commit in one transaction."""
         self._due = time.monotonic() + COMMIT_SECONDS
+        self._check_writer()
         if not self.dirty and not self._new_total:
             return
-        started = time.perf_counter()
-        db = self._db
         digests = self._digests
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT INTO outcomes (lo, hi, vals, failures, finished) VALUES (?, ?, ?, ?, ?)",
-                self._rows,
-            )
-            if len(digests) > self._recorded_digests:
-                db.execute(
-                    "INSERT INTO inputs VALUES (?, ?, ?)",
-                    (
-                        self._recorded_digests,
-                        len(digests),
-                        digests[self._recorded_digests :].tobytes(),
-                    ),
-                )
-            if self._new_total:
-                db.execute("UPDATE meta SET value = ? WHERE key = 'total'", (self.total,))
-            writing = self._write_seconds + time.perf_counter() - started
-            db.execute(
-                "UPDATE sessions SET updated = ?, tasks = ?, writing = ? WHERE id = ?",
-                (time.time(), self._tasks, writing, self._session),
-            )
-            db.execute("COMMIT")
-        except BaseException as error:
-            # (a Ctrl-C between two statements too: the rows stay buffered for close())
-            if db.in_transaction:
-                try:
-                    db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            if not isinstance(error, sqlite3.Error):
-                raise
-            self._write_failed = True
-            raise CheckpointError(
-                f"checkpoint {self.path!r}: writing outcomes failed ({error}); it holds every "
-                "outcome committed before, and the same call resumes from there once there "
-                "is room"
-            ) from error
-        self._rows.clear()
+        inputs = None
+        if len(digests) > self._recorded_digests:
+            new = digests[self._recorded_digests :].tobytes()
+            inputs = (self._recorded_digests, len(digests), new)
+        total = self.total if self._new_total else None
+        if self._writer is None:
+            self._writer = _Writer(self.path, self._session)
+            self._writers.append(self._writer)
+        self._writer.put((self._rows, inputs, total, self._tasks, time.time()))
+        self._rows = []
         self._recorded_digests = len(digests)
         self._new_total = False
-        self._write_seconds += time.perf_counter() - started
+
+    def _check_writer(self) -> None:
+        writer = self._writer
+        if writer is None or writer.error is None or self._write_failed:
+            return
+        self._write_failed = True
+        raise CheckpointError(
+            f"checkpoint {self.path!r}: writing outcomes failed ({writer.error}); it holds "
+            "every outcome committed before, and the same call resumes from there once there "
+            "is room"
+        ) from writer.error
 
     def close(self, *, write: bool = True) -> None:
-        """Commit the rest (unless ``write`` is False) and unlock the file."""
+        """Commit the rest (unless ``write`` is False), wait for it, and unlock the file."""
         if self._closed:
             return
         self._closed = True
@@ -365,7 +365,94 @@ class CheckpointRun:
             if write and not self._write_failed:  # (after a failed write: raised already)
                 self.flush()
         finally:
-            self._finalizer()
+            try:
+                if self._writer is not None:
+                    self._writer.finish()
+                    if write:
+                        self._check_writer()
+            finally:
+                self._finalizer()
+
+
+class _Writer:
+    """Commits batches in a thread of its own: SQLite lets go of the GIL while it writes, so
+    the thread that feeds the workers goes on meanwhile. Batches are committed in order; after
+    a failure (a full disk) the rest are dropped and ``error`` says why."""
+
+    def __init__(self, path: str, session: int | None) -> None:
+        import queue
+        import threading
+
+        self._db = connect(path, readonly=False, check_same_thread=False)
+        self._db.execute("PRAGMA synchronous=NORMAL")  # (WAL: a commit needs no fsync)
+        self._session = session
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.seconds = 0.0  # spent committing
+        self._thread = threading.Thread(target=self._run, name="lightwork-checkpoint")
+        self._thread.daemon = True  # (close() waits for it; a killed process can't anyway)
+        self._thread.start()
+
+    def put(self, batch: Any) -> None:
+        self._queue.put(batch)
+
+    def finish(self) -> None:
+        """Commit what was put, then stop."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._queue.get()) is not None:
+                if self.error is None:
+                    try:
+                        self._commit(*batch)
+                    except BaseException as error:
+                        self.error = error
+        finally:
+            self._db.close()
+
+    def _commit(
+        self,
+        rows: list[Any],
+        inputs: tuple[int, int, bytes] | None,
+        total: int | None,
+        tasks: int,
+        updated: float,
+    ) -> None:
+        import sqlite3
+
+        started = time.perf_counter()
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT INTO outcomes (lo, hi, vals, failures, finished) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            if inputs is not None:
+                lo, hi, digests = inputs
+                # (a range's fingerprints shrink 5x, for 35 ns an item, here off the GIL)
+                db.execute(
+                    "INSERT INTO inputs VALUES (?, ?, ?)", (lo, hi, zlib.compress(digests, 1))
+                )
+            if total is not None:
+                db.execute("UPDATE meta SET value = ? WHERE key = 'total'", (total,))
+            writing = self.seconds + time.perf_counter() - started
+            db.execute(
+                "UPDATE sessions SET updated = ?, tasks = ?, writing = ? WHERE id = ?",
+                (updated, tasks, writing, self._session),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise
+        self.seconds += time.perf_counter() - started
 
 
 class PendingItems(Iterator[Any]):
@@ -409,8 +496,10 @@ class PendingItems(Iterator[Any]):
             self._run.hold(pieces, self._ended)
 
 
-def _close(db: Any, lock: Lock) -> None:
+def _close(db: Any, lock: Lock, writers: list[_Writer]) -> None:
     try:
+        for writer in writers:
+            writer.finish()  # (at once if close() did it already)
         db.close()
     finally:
         lock.release()

@@ -1,7 +1,7 @@
 """A checkpoint's SQLite database: its schema, its lock, and reading and writing it.
 
     meta      key -> value: format, version, function, seed, entropy, total (once known)
-    inputs    lo, hi, digests    the CRC-32 of each input item read, 4 bytes per item
+    inputs    lo, hi, digests    each input item's fingerprint, 8 bytes an item, zlib-compressed
     outcomes  id, lo, hi, vals, failures, finished
                                  one row per finished chunk: its results pickled as one list
                                  (a failed task's slot holds None) and its failures by
@@ -27,6 +27,7 @@ import os
 import pickle
 import sqlite3
 import time
+import zlib
 from array import array
 from typing import Any
 
@@ -60,14 +61,16 @@ def check_directory(path: str) -> None:
         )
 
 
-def connect(path: str, *, readonly: bool) -> sqlite3.Connection:
+def connect(path: str, *, readonly: bool, check_same_thread: bool = True) -> sqlite3.Connection:
     """A connection to an existing lightwork checkpoint, checked to be one."""
     if not os.path.isfile(path):
         check_directory(path)
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     uri = f"file:{_quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
     try:
-        connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+        connection = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=check_same_thread
+        )
     except sqlite3.Error as error:
         raise CheckpointError(f"checkpoint {path!r} can't be opened: {error}") from error
     try:
@@ -191,11 +194,11 @@ def read_meta(connection: sqlite3.Connection) -> dict[str, Any]:
 
 def read_digests(connection: sqlite3.Connection) -> array[int]:
     """Every input item's fingerprint stored, in index order (runs are written contiguously)."""
-    digests = array("I")
+    digests = array("q")
     for lo, _hi, blob in connection.execute("SELECT lo, hi, digests FROM inputs ORDER BY lo"):
         if lo != len(digests):
             raise CheckpointError(f"checkpoint is damaged: input fingerprints jump to {lo}")
-        digests.frombytes(blob)
+        digests.frombytes(zlib.decompress(blob))
     return digests
 
 
