@@ -67,7 +67,8 @@ class CheckpointRun:
         self._lock = Lock(self.path)
         self._closed = False
         try:
-            self._db = connect(self.path, readonly=False)
+            # (any thread may be the one whose garbage collection runs the finalizer)
+            self._db = connect(self.path, readonly=False, check_same_thread=False)
         except BaseException:
             self._abandon()
             raise
@@ -151,6 +152,9 @@ class CheckpointRun:
 
     def _abandon(self) -> None:
         """Opening failed: leave the file as it was (removed, if this call created it empty)."""
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()
         db = getattr(self, "_db", None)
         if db is not None:
             db.close()
