@@ -705,7 +705,7 @@ class Executor(concurrent.futures.Executor):
                 if in_flight == 0:
                     return
                 if done is None:
-                    done = self._next_done(job, flow.deadline, run)
+                    done = self._next_done(job, flow.deadline)
                 elif isinstance(done, BaseException):
                     raise done
                 if run is not None:
@@ -742,17 +742,7 @@ class Executor(concurrent.futures.Executor):
                     on_done()
 
     @staticmethod
-    def _next_done(job: StreamJob, deadline: float | None, run: CheckpointRun | None) -> Chunk:
-        if run is not None and run.dirty:
-            # Commit what is buffered once it is due, rather than hold it through a long wait.
-            try:
-                done = job.done.get(timeout=run.seconds_to_flush())
-            except queue.Empty:
-                run.flush()
-            else:
-                if isinstance(done, BaseException):
-                    raise done
-                return done
+    def _next_done(job: StreamJob, deadline: float | None) -> Chunk:
         try:
             if deadline is None:
                 done = job.done.get()

@@ -4,8 +4,8 @@
                       |
                       +--> pieces: (first index, items, None)            to run
                                    (first index, items, (values, errors)) stored: replayed
-    finished chunk --record()--> buffered rows --flush() every COMMIT_SECONDS--> _Writer
-                                                        (its own thread and connection) --> SQLite
+    finished chunk --record()--> its row, with the fingerprints read since --> _Writer queue
+    _Writer (its own thread and connection): everything queued --> one transaction --> SQLite
 
 All but the writer runs in the thread that consumes the call's results; the writer only
 commits the batches it is handed, in order, so the two share no state but its queue.
@@ -24,19 +24,12 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..._core._chunking import TARGET_CHUNK_SECONDS
 from ..._core._errors import CheckpointError, CheckpointMismatchError, RemoteTraceback
 from ..._core._options import Checkpoint
 from ..._core._run import add_task_note, format_remote
 from ..._core._tasks import Chunk
 from ._fingerprint import function_fingerprint, item_fingerprints
 from ._store import Lock, Outcomes, clear, connect, create_schema, read_digests, read_meta
-
-# A chunk's time, as the sizer aims for: a SIGKILL loses about one chunk a worker beyond those
-# in flight, while a commit (WAL, no fsync: tens of microseconds) stays far below 1% of it.
-COMMIT_SECONDS = TARGET_CHUNK_SECONDS
-# ...and a burst of tiny chunks is written before it holds much memory.
-COMMIT_ROWS = 1000
 
 Piece = tuple[int, list[Any], "tuple[list[Any], dict[int, BaseException]] | None"]
 
@@ -138,7 +131,6 @@ class CheckpointRun:
         self._tasks = 0  # outcomes recorded by this run, committed or not
         self._writer: _Writer | None = None  # started at the first commit
         self._write_failed = False
-        self._due = time.monotonic() + COMMIT_SECONDS
         self._held: list[Piece] = []
         self._held_end = False
         self.input_ended = False
@@ -319,19 +311,19 @@ class CheckpointRun:
             (indices.start, indices.stop, blob, _dumps(failures) if failures else None, time.time())
         )
         self._tasks += len(indices)
-        if len(self._rows) >= COMMIT_ROWS or time.monotonic() >= self._due:
-            self.flush()
+        self.flush()
 
     @property
     def dirty(self) -> bool:
         return bool(self._rows) or len(self._digests) > self._recorded_digests
 
-    def seconds_to_flush(self) -> float:
-        return max(0.0, self._due - time.monotonic())
-
     def flush(self) -> None:
-        """Hand what is buffered to the writer thread, to commit in one transaction."""
-        self._due = time.monotonic() + COMMIT_SECONDS
+        """Hand what is buffered to the writer thread, to commit with what else is queued.
+
+        Called for every finished chunk: the writer commits whatever queued while it wrote
+        the last transaction (a group commit), so a commit costs a few microseconds a task
+        when tasks are tiny, and a SIGKILL loses only what was in flight and the commit under
+        way, whatever the tasks' size."""
         self._check_writer()
         if not self.dirty and not self._new_total:
             return
@@ -407,42 +399,49 @@ class _Writer:
             self._thread.join()
 
     def _run(self) -> None:
+        import queue
+
         try:
-            while (batch := self._queue.get()) is not None:
-                if self.error is None:
+            stop = False
+            while not stop:
+                batches = [self._queue.get()]
+                try:
+                    while True:  # (everything queued meanwhile: one transaction)
+                        batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    pass
+                stop = None in batches
+                batches = [batch for batch in batches if batch is not None]
+                if batches and self.error is None:
                     try:
-                        self._commit(*batch)
+                        self._commit(batches)
                     except BaseException as error:
                         self.error = error
         finally:
             self._db.close()
 
-    def _commit(
-        self,
-        rows: list[Any],
-        inputs: tuple[int, int, bytes] | None,
-        total: int | None,
-        tasks: int,
-        updated: float,
-    ) -> None:
+    def _commit(self, batches: list[Any]) -> None:
+        """One transaction for the batches: (rows, inputs, total, tasks, updated) each."""
         import sqlite3
 
         started = time.perf_counter()
         db = self._db
+        *_, tasks, updated = batches[-1]
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT INTO outcomes (lo, hi, vals, failures, finished) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            if inputs is not None:
-                lo, hi, digests = inputs
-                # (a range's fingerprints shrink 5x, for 35 ns an item, here off the GIL)
-                db.execute(
-                    "INSERT INTO inputs VALUES (?, ?, ?)", (lo, hi, zlib.compress(digests, 1))
+            for rows, inputs, total, _, _ in batches:
+                db.executemany(
+                    "INSERT INTO outcomes (lo, hi, vals, failures, finished) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
                 )
-            if total is not None:
-                db.execute("UPDATE meta SET value = ? WHERE key = 'total'", (total,))
+                if inputs is not None:
+                    lo, hi, digests = inputs
+                    # (a range's fingerprints shrink 5x, for 35 ns an item, here off the GIL)
+                    compressed = zlib.compress(digests, 1)
+                    db.execute("INSERT INTO inputs VALUES (?, ?, ?)", (lo, hi, compressed))
+                if total is not None:
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'total'", (total,))
             writing = self.seconds + time.perf_counter() - started
             db.execute(
                 "UPDATE sessions SET updated = ?, tasks = ?, writing = ? WHERE id = ?",
