@@ -93,6 +93,65 @@ def test_a_stopped_imap_resumes_running_only_what_is_not_stored(
     assert len(runs(log)) - before == 200 - stored  # each task not stored ran once
 
 
+FAILING = {3, 50, 51, 120}
+
+
+def logged_failing_at_some(item: tuple[int, str]) -> int:
+    index, log = item
+    with open(log, "a") as f:
+        f.write(f"{index}\n")
+    if index in FAILING and not os.path.exists(log + ".fixed"):
+        raise ValueError(index)
+    return index * index
+
+
+@pytest.mark.parametrize("backend", ["serial", "threads", "processes", "auto"])
+def test_resuming_runs_the_gaps_between_stored_runs(backend: str, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    items = [(i, str(log)) for i in range(200)]
+    path = tmp_path / "run.db"
+    first = lightwork.map(
+        logged_failing_at_some, items, backend=backend, checkpoint=path, return_exceptions=True
+    )
+    assert [i for i, r in enumerate(first) if isinstance(r, ValueError)] == sorted(FAILING)
+    (tmp_path / "log.fixed").touch()
+    before = len(runs(log))
+    again = lightwork.map(logged_failing_at_some, items, backend=backend, checkpoint=path)
+    assert again == [i * i for i in range(200)]
+    assert sorted(runs(log)[before:]) == sorted(FAILING)  # only the failed tasks ran again
+
+
+async def async_square(x: int) -> int:
+    return x * x
+
+
+def test_an_async_function_takes_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    assert lightwork.map(async_square, range(5), backend="threads", checkpoint=path) == [
+        0,
+        1,
+        4,
+        9,
+        16,
+    ]
+    assert lightwork.checkpoint.load(path).results == {i: i * i for i in range(5)}
+
+
+def test_remove_deletes_the_checkpoint_but_not_while_it_runs(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    stream = lightwork.imap(abs, range(100), backend="serial", checkpoint=path, chunksize=1)
+    next(stream)
+    with pytest.raises(lightwork.CheckpointInUseError):
+        lightwork.checkpoint.remove(path)
+    stream.close()
+    lightwork.checkpoint.remove(path)
+    assert list(tmp_path.iterdir()) == []
+    text = write_text(tmp_path / "notes.txt", "keep me")
+    with pytest.raises(lightwork.CheckpointError, match="not a lightwork checkpoint"):
+        lightwork.checkpoint.remove(text)
+    assert text.read_text() == "keep me"
+
+
 def test_starmap_and_the_executor_take_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "star.db"
     assert lightwork.starmap(pow, [(2, 3), (3, 2)], backend="threads", checkpoint=path) == [8, 9]

@@ -543,7 +543,7 @@ class Executor(concurrent.futures.Executor):
             n = len(args)
             if pending is not None:
                 pending.give_back()
-                exhausted = exhausted and run is not None and run.input_ended
+                exhausted = exhausted and run is not None and run.drained
             remaining = None if flow.total is None else flow.total - first - n
             cpu_share = cpu / wall if wall > 0 else 1.0
             backend_name, reason = choose(

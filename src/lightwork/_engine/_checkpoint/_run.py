@@ -192,6 +192,11 @@ class CheckpointRun:
             self.input_ended = True
         return self._split(first, batch), exhausted
 
+    @property
+    def drained(self) -> bool:
+        """The input has ended and every piece read was taken."""
+        return self.input_ended and not self._held
+
     def hold(self, pieces: list[Piece], exhausted: bool) -> None:
         """Give back pieces taken but not used: the next ``take`` returns them."""
         self._held = pieces
