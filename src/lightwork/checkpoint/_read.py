@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core._errors import CheckpointError
-from .._engine._checkpoint._run import _rebuild
+from .._engine._checkpoint._run import rebuild_failure
 from .._engine._checkpoint._store import Lock, Outcomes, connect, read_meta
 
 
@@ -78,7 +78,7 @@ def load(path: str | os.PathLike[str]) -> CheckpointContents:
                     results[index] = values[position]
                     failures.pop(index, None)
                 else:
-                    failures[index] = _rebuild(failure, index)
+                    failures[index] = rebuild_failure(failure, index)
                     results.pop(index, None)
         db.execute("COMMIT")
     finally:

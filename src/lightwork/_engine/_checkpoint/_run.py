@@ -17,6 +17,9 @@ import functools
 import itertools
 import os
 import pickle
+import queue
+import sqlite3
+import threading
 import time
 import weakref
 import zlib
@@ -81,7 +84,6 @@ class CheckpointRun:
         entropy: int,
         total: int | None,
     ) -> None:
-        import sqlite3
 
         digest, name = function_fingerprint(fn)
         try:
@@ -281,7 +283,9 @@ class CheckpointRun:
             for position, failure in failures.items():
                 failed_index = row_lo + position
                 if index <= failed_index < stop:
-                    errors[len(values) + failed_index - index] = _rebuild(failure, failed_index)
+                    errors[len(values) + failed_index - index] = rebuild_failure(
+                        failure, failed_index
+                    )
             values += row_values[index - row_lo : stop - row_lo]
             index = stop
         return values, errors
@@ -319,7 +323,7 @@ class CheckpointRun:
         self.flush()
 
     @property
-    def dirty(self) -> bool:
+    def _dirty(self) -> bool:
         return bool(self._rows) or len(self._digests) > self._recorded_digests
 
     def flush(self) -> None:
@@ -330,7 +334,7 @@ class CheckpointRun:
         when tasks are tiny, and a SIGKILL loses only what was in flight and the commit under
         way, whatever the tasks' size."""
         self._check_writer()
-        if not self.dirty and not self._new_total:
+        if not self._dirty and not self._new_total:
             return
         digests = self._digests
         inputs = None
@@ -381,8 +385,6 @@ class _Writer:
     a failure (a full disk) the rest are dropped and ``error`` says why."""
 
     def __init__(self, path: str, session: int | None) -> None:
-        import queue
-        import threading
 
         self._db = connect(path, readonly=False, check_same_thread=False)
         self._db.execute("PRAGMA synchronous=NORMAL")  # (WAL: a commit needs no fsync)
@@ -404,7 +406,6 @@ class _Writer:
             self._thread.join()
 
     def _run(self) -> None:
-        import queue
 
         try:
             stop = False
@@ -427,7 +428,6 @@ class _Writer:
 
     def _commit(self, batches: list[Any]) -> None:
         """One transaction for the batches: (rows, inputs, total, tasks, updated) each."""
-        import sqlite3
 
         started = time.perf_counter()
         db = self._db
@@ -546,7 +546,7 @@ def _describe(error: BaseException) -> tuple[str, str, str, bytes | None]:
     return f"{kind.__module__}.{kind.__qualname__}", str(error)[:2000], text, payload
 
 
-def _rebuild(failure: tuple[str, str, str, bytes | None], index: int) -> BaseException:
+def rebuild_failure(failure: tuple[str, str, str, bytes | None], index: int) -> BaseException:
     """A stored failure as an exception again, its traceback text as ``__cause__``."""
     kind, message, text, payload = failure
     error: BaseException | None = None
