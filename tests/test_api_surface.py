@@ -19,6 +19,9 @@ import lightwork.workloads
 
 PUBLIC = {
     "BrokenWorkerError",
+    "CheckpointError",
+    "CheckpointInUseError",
+    "CheckpointMismatchError",
     "Executor",
     "ExecutorShutdownError",
     "ExecutorStatistics",
@@ -173,10 +176,19 @@ def test_errors_subclass_what_users_already_catch() -> None:
     assert issubclass(lightwork.WorkerCrashedError, concurrent.futures.BrokenExecutor)
     assert issubclass(lightwork.WorkerInitializationError, concurrent.futures.BrokenExecutor)
     assert issubclass(lightwork.ExecutorShutdownError, RuntimeError)
+    assert issubclass(lightwork.CheckpointMismatchError, ValueError)
     for name in PUBLIC:
         value = getattr(lightwork, name)
         if isinstance(value, type) and issubclass(value, Exception) and name != "RemoteTraceback":
             assert issubclass(value, lightwork.LightworkError), name
+
+
+def test_the_checkpoint_module_loads_on_first_access() -> None:
+    import lightwork.checkpoint
+
+    assert lightwork.checkpoint.__all__ == sorted(lightwork.checkpoint.__all__)
+    for name in lightwork.checkpoint.__all__:
+        assert getattr(lightwork.checkpoint, name).__doc__, name
 
 
 def test_dir_lists_the_public_names_before_they_load() -> None:

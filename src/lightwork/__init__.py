@@ -22,6 +22,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type che
 if TYPE_CHECKING:
     from ._core._cpus import available_cpus as available_cpus
     from ._core._errors import BrokenWorkerError as BrokenWorkerError
+    from ._core._errors import CheckpointError as CheckpointError
+    from ._core._errors import CheckpointInUseError as CheckpointInUseError
+    from ._core._errors import CheckpointMismatchError as CheckpointMismatchError
     from ._core._errors import ExecutorShutdownError as ExecutorShutdownError
     from ._core._errors import InvalidArgumentError as InvalidArgumentError
     from ._core._errors import InvalidOptionError as InvalidOptionError
@@ -58,6 +61,9 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "._core._cpus": ("available_cpus",),
     "._core._errors": (
         "BrokenWorkerError",
+        "CheckpointError",
+        "CheckpointInUseError",
+        "CheckpointMismatchError",
         "ExecutorShutdownError",
         "InvalidArgumentError",
         "InvalidOptionError",
@@ -104,8 +110,14 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
 _LAZY = {name: module for module, names in _PUBLIC.items() for name in names}
 
 
+# Public submodules, imported on first access as ``lightwork.checkpoint.load(...)``.
+_SUBMODULES = ("checkpoint",)
+
+
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
+    if module is None and name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)  # (the import sets the global)
     if module is None:
         raise AttributeError(f"module 'lightwork' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)

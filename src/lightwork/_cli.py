@@ -1,4 +1,4 @@
-"""The ``lightwork`` command: ``pi``, ``bbp``, ``scale`` and ``bench``."""
+"""The ``lightwork`` command: ``pi``, ``bbp``, ``checkpoint``, ``scale`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,12 @@ def build_parser(lab: bool = True) -> argparse.ArgumentParser:
     _add_pool_options(bbp)
     bbp.add_argument("--json", action="store_true", help="print one JSON object")
 
+    checkpoint = commands.add_parser(
+        "checkpoint", help="how far a checkpointed run got: done, failed, left, rate"
+    )
+    checkpoint.add_argument("path", help="the checkpoint's file (checkpoint=PATH)")
+    checkpoint.add_argument("--json", action="store_true", help="print one JSON object")
+
     if lab:
         from .lab import _bench
         from .lab import _cli as lab_cli
@@ -107,10 +113,12 @@ def _add_pool_options(parser: argparse.ArgumentParser, default_backend: str = "p
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in arguments if not a.startswith("-")), None)
-    args = build_parser(lab=command not in ("pi", "bbp")).parse_args(arguments)
+    args = build_parser(lab=command not in ("pi", "bbp", "checkpoint")).parse_args(arguments)
     try:
         if args.command == "pi":
             return _pi(args)
+        if args.command == "checkpoint":
+            return _checkpoint(args)
         if args.command == "scale":
             from .lab import _cli as lab_cli
 
@@ -126,6 +134,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lightwork: interrupted", file=sys.stderr)
         return 130
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from .checkpoint import summary
+
+    report = summary(args.path)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    state = "running now" if report.running else "not running"
+    if report.total is None:
+        total = "total not known yet (the input is a generator not yet read to its end)"
+        left = "unknown"
+    else:
+        total = f"{report.total:,} tasks in all"
+        left = f"{report.left:,}"
+        if report.failed:
+            left += f" (the {report.failed:,} failed ones included: they re-run on resume)"
+    rate = "-" if report.rate is None else f"{report.rate:,.1f} tasks/s"
+    eta = "-" if report.eta_seconds is None else _duration(report.eta_seconds)
+    print(f"{report.path}: {report.function}, {state}")
+    print(f"  done      {report.done:,}")
+    print(f"  failed    {report.failed:,}")
+    print(f"  left      {left}; {total}")
+    print(f"  time      {_duration(report.seconds)} over {report.runs} run(s)")
+    print(f"  rate      {rate}")
+    print(f"  estimate  {eta} left at that rate")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}h{minute:02d}m{second:02d}s" if hours else f"{minute}m{second:02d}s"
 
 
 def _pi(args: argparse.Namespace) -> int:

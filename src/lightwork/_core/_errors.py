@@ -11,6 +11,9 @@ moves from the standard library to lightwork::
     ├── ExecutorShutdownError (RuntimeError)     submit() after shutdown()
     ├── MissingDependencyError (ImportError)     an optional backend or feature isn't installed
     ├── TaskTimeoutError (TimeoutError)          a task ran past task_timeout
+    ├── CheckpointError                          a checkpoint= file that can't be used
+    │   ├── CheckpointMismatchError (ValueError) it holds another run (function, input, seed)
+    │   └── CheckpointInUseError                 another process is running with it now
     └── BrokenWorkerError (BrokenExecutor)
         ├── WorkerCrashedError                   a worker died while it held a task
         └── WorkerInitializationError            the initializer raised
@@ -32,6 +35,9 @@ from concurrent.futures import BrokenExecutor
 
 __all__ = [
     "BrokenWorkerError",
+    "CheckpointError",
+    "CheckpointInUseError",
+    "CheckpointMismatchError",
     "ExecutorShutdownError",
     "InvalidArgumentError",
     "InvalidOptionError",
@@ -78,6 +84,27 @@ class TaskTimeoutError(LightworkError, TimeoutError):
     """A task ran longer than ``task_timeout`` seconds and was stopped."""
 
 
+class CheckpointError(LightworkError):
+    """A ``checkpoint=`` file can't be used: its directory doesn't exist, it is not a lightwork
+    checkpoint, it can't be written (read-only, disk full). Raised before anything is written,
+    or with the database left as it was at its last commit; the message says which file and why.
+    """
+
+
+class CheckpointMismatchError(CheckpointError, ValueError):
+    """The checkpoint holds another run: a changed function, a changed input item (the message
+    names its index), another ``seed``, or another input length. Nothing stored is changed; the
+    message says how to start afresh (``Checkpoint(path, fresh=True)`` or deleting the file)."""
+
+
+class CheckpointInUseError(CheckpointError):
+    """Another process (or another call in this one) is running with this checkpoint now.
+
+    The lock is the operating system's, on the database file: it goes with its holder, even a
+    SIGKILLed one, so a stale lock never needs clearing by hand.
+    """
+
+
 class BrokenWorkerError(LightworkError, BrokenExecutor):
     """A worker could not run a task for a reason outside the task's own code."""
 
@@ -104,6 +131,9 @@ for _public in (
     ExecutorShutdownError,
     MissingDependencyError,
     TaskTimeoutError,
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointInUseError,
     BrokenWorkerError,
     WorkerCrashedError,
     WorkerInitializationError,

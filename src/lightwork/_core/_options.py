@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -111,6 +112,45 @@ def check_iterable(items: object, what: str = "iterable") -> Iterable[Any]:
     return items
 
 
+class Checkpoint:
+    """Where a call keeps its outcomes (``checkpoint=``), and how it resumes.
+
+    ``checkpoint="run.db"`` is ``Checkpoint("run.db")``. ``rerun_failed=False`` keeps the
+    stored failures on resume (each is raised, or yielded with ``return_exceptions``, in its
+    place) instead of running those tasks again; ``fresh=True`` deletes whatever the file held
+    and starts over (the file, not its directory, is created).
+
+    >>> import lightwork.checkpoint
+    >>> lightwork.checkpoint.Checkpoint("run.db", rerun_failed=False)
+    Checkpoint('run.db', rerun_failed=False, fresh=False)
+    """
+
+    __slots__ = ("fresh", "path", "rerun_failed")
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, rerun_failed: bool = True, fresh: bool = False
+    ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidOptionError(
+                f"checkpoint must be a path (str or os.PathLike) or a lightwork.checkpoint."
+                f"Checkpoint, not {type(path).__name__} {path!r:.80}"
+            )
+        self.path = os.fspath(path)
+        if not self.path:
+            raise InvalidOptionError("checkpoint must be a path to a file, not ''")
+        self.rerun_failed = bool(rerun_failed)
+        self.fresh = bool(fresh)
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.path!r}, rerun_failed={self.rerun_failed}, fresh={self.fresh})"
+
+
+def check_checkpoint(checkpoint: object) -> Checkpoint | None:
+    if checkpoint is None or isinstance(checkpoint, Checkpoint):
+        return checkpoint
+    return Checkpoint(checkpoint)  # type: ignore[arg-type]  # (it checks the type)
+
+
 class CallOptions:
     """The options of one call (``map``, ``imap``, ``starmap``, ``submit``): validated once,
     never changed.
@@ -122,6 +162,7 @@ class CallOptions:
     """
 
     __slots__ = (
+        "checkpoint",
         "chunksize",
         "ordered",
         "progress",
@@ -131,6 +172,7 @@ class CallOptions:
         "seed",
         "task_timeout",
     )
+    checkpoint: Checkpoint | None  #: where outcomes are kept, to resume (see Checkpoint)
     chunksize: int | None  #: None: measured
     ordered: bool
     progress: bool
@@ -167,6 +209,7 @@ class CallOptions:
 
 
 _DEFAULT_OPTIONS: dict[str, Any] = {
+    "checkpoint": None,
     "chunksize": None,
     "ordered": True,
     "progress": False,
@@ -179,6 +222,7 @@ _DEFAULT_OPTIONS: dict[str, Any] = {
 
 # Each option and how a given value is checked.
 _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "checkpoint": check_checkpoint,
     "chunksize": check_chunksize,
     "ordered": bool,
     "progress": bool,

@@ -10,13 +10,14 @@ shut down cleanly at interpreter exit.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from .._core._errors import InvalidArgumentError
-from .._core._options import check_callable
+from .._core._options import Checkpoint, check_callable
 from .._core._run import Star
 from ._executor import Executor, Results
 
@@ -32,6 +33,7 @@ class CallKwargs(TypedDict, total=False):
     task_timeout: float | None  #: seconds a task may run before it is stopped
     seed: int | None  #: makes lightwork.rng() and lightwork.random() reproducible
     return_exceptions: bool  #: yield a failed task's exception instead of raising it
+    checkpoint: str | os.PathLike[str] | Checkpoint | None  #: keep outcomes there, to resume
 
 
 class RunKwargs(CallKwargs, total=False):
@@ -114,8 +116,9 @@ def map(
     that releases the GIL) or ``"serial"``. ``max_workers=None`` uses the CPUs this process may
     use. ``chunksize=None`` sizes chunks by measuring the tasks. ``ordered=False`` returns
     results in completion order. ``progress=True`` shows a tqdm bar. The remaining options are
-    those of :meth:`Executor.imap`: ``retries``, ``retry_on``, ``task_timeout``, ``seed`` and
-    ``return_exceptions``.
+    those of :meth:`Executor.imap`: ``retries``, ``retry_on``, ``task_timeout``, ``seed``,
+    ``return_exceptions`` and ``checkpoint`` (a SQLite file that keeps each outcome: run the
+    same call again and it skips what is stored; see :mod:`lightwork.checkpoint`).
 
     >>> import lightwork
     >>> lightwork.map(abs, [-3, -2, -1], backend="threads")

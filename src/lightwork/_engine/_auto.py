@@ -142,12 +142,12 @@ class GilWatcher:
 
 
 def probe(
-    job: Job, items: Iterator[Any], total: int | None
+    job: Job, items: Iterator[Any], total: int | None, first: int = 0
 ) -> tuple[list[Any], list[Any], dict[int, BaseException], float, float, bool, bool]:
     """Run the first tasks here, in batches doubling from one, until PROBE_SECONDS of work.
 
-    Returns (arguments, values, errors by position, wall seconds, CPU seconds, exhausted,
-    GIL held).
+    ``first``: the index of the first item (a checkpoint's first task to run). Returns
+    (arguments, values, errors by position, wall seconds, CPU seconds, exhausted, GIL held).
     """
     args: list[Any] = []
     values: list[Any] = []
@@ -157,7 +157,7 @@ def probe(
     exhausted = False
     with GilWatcher() as watcher:
         while wall < PROBE_SECONDS:
-            if total is not None and len(args) >= total:
+            if total is not None and first + len(args) >= total:
                 exhausted = True
                 break
             taken = [item for _, item in zip(range(batch), items, strict=False)]
@@ -165,7 +165,8 @@ def probe(
                 exhausted = True
                 break
             start, cpu_start = time.perf_counter(), time.thread_time()
-            got, failed, _ = run_chunk(job, range(len(args), len(args) + len(taken)), taken)
+            lo = first + len(args)
+            got, failed, _ = run_chunk(job, range(lo, lo + len(taken)), taken)
             wall += time.perf_counter() - start
             cpu += time.thread_time() - cpu_start
             errors.update({len(args) + p: e for p, e in failed.items()})
@@ -175,7 +176,7 @@ def probe(
                 exhausted = True
                 break
             batch *= 2
-    if total is not None and len(args) >= total:
+    if total is not None and first + len(args) >= total:
         exhausted = True  # the probe's last batch took the rest
     return args, values, errors, wall, cpu, exhausted, watcher.gil_held()
 

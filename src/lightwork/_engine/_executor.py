@@ -29,6 +29,7 @@ from .._core._chunking import ChunkSizer
 from .._core._errors import ExecutorShutdownError, InvalidArgumentError, InvalidOptionError
 from .._core._options import (
     CallOptions,
+    Checkpoint,
     check_backend,
     check_callable,
     check_iterable,
@@ -41,6 +42,7 @@ from .._core._tasks import Attempt, Chunk, FutureJob, StreamJob
 
 if TYPE_CHECKING:
     from .._core._stats import AutoChoice, ExecutorStatistics
+    from ._checkpoint import CheckpointRun
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -277,6 +279,7 @@ class Executor(concurrent.futures.Executor):
         task_timeout: float | None = _UNSET,
         seed: int | None = _UNSET,
         return_exceptions: bool = False,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
     ) -> Results[R]:
         """Lazily yield ``fn(item)`` for each item: in input order, or as they finish.
 
@@ -284,6 +287,9 @@ class Executor(concurrent.futures.Executor):
         With ``return_exceptions=True`` a failed task yields its exception instead of raising.
         ``retries``, ``retry_on``, ``task_timeout`` and ``seed`` default to the executor's.
         ``close()`` on the returned iterator stops early and cancels what has not started.
+        ``checkpoint="run.db"`` keeps each outcome in that SQLite file: the same call run again
+        skips what it holds and yields the stored results in their place (see
+        :mod:`lightwork.checkpoint`; unordered, a stored result comes as the input reaches it).
         """
         options = self._options(
             chunksize=chunksize,
@@ -294,6 +300,7 @@ class Executor(concurrent.futures.Executor):
             task_timeout=task_timeout,
             seed=seed,
             return_exceptions=return_exceptions,
+            checkpoint=checkpoint,
         )
         return self._stream(fn, iterable, options)
 
@@ -310,8 +317,11 @@ class Executor(concurrent.futures.Executor):
         task_timeout: float | None = _UNSET,
         seed: int | None = _UNSET,
         return_exceptions: bool = False,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
     ) -> list[R]:
-        """``[fn(*args) for args in iterable]``, in parallel: like ``Pool.starmap``."""
+        """``[fn(*args) for args in iterable]``, in parallel: like ``Pool.starmap``.
+
+        The options are :meth:`imap`'s, ``checkpoint=`` included."""
         check_callable(fn)
         options = self._options(
             chunksize=chunksize,
@@ -322,6 +332,7 @@ class Executor(concurrent.futures.Executor):
             task_timeout=task_timeout,
             seed=seed,
             return_exceptions=return_exceptions,
+            checkpoint=checkpoint,
         )
         return list(self._stream(Star(fn), iterable, options))
 
@@ -452,19 +463,35 @@ class Executor(concurrent.futures.Executor):
     ) -> Results[Any]:
         """The call's results iterator. ``unread``: Executor.map's, whose first window is sent
         now and which the executor keeps until it is iterated (see map)."""
-        job = StreamJob(fn, options, self._entropy(options.seed))
+        entropy = self._entropy(options.seed)
+        run: CheckpointRun | None = None
+        if options.checkpoint is not None:
+            from ._checkpoint import CheckpointRun  # (sqlite3 only for the calls that use it)
+
+            run = CheckpointRun(options.checkpoint, fn, options.seed, entropy, total)
+            entropy = run.entropy  # seed=None: the checkpointed run's own entropy
+        job = StreamJob(fn, options, entropy)
         flow = _Flow(options, total, deadline)
         items = iter(iterable)
         chunks: Iterator[Chunk | None]
-        if self._backend_name == "auto" and not is_async(fn):
-            # The probe runs the first tasks in this thread: at the first read, not here.
-            chunks = self._auto_chunks(job, items, flow, on_done)
-        else:
-            backend = self._live_backend("async" if is_async(fn) else None)
-            backend.prepare(job)  # an unpicklable function fails here, before any input is read
-            chunks = self._chunks(backend, job, items, flow, on_done=on_done, prime=unread)
-            if unread:
-                next(chunks)  # send the first window: runs to the generator's first, empty, yield
+        try:
+            if run is not None and run.complete:  # a finished checkpoint: no worker needed
+                chunks = self._replay(job, run, items, on_done)
+            elif self._backend_name == "auto" and not is_async(fn):
+                # The probe runs the first tasks in this thread: at the first read, not here.
+                chunks = self._auto_chunks(job, items, flow, on_done, run)
+            else:
+                backend = self._live_backend("async" if is_async(fn) else None)
+                backend.prepare(job)  # an unpicklable function fails here, before input is read
+                chunks = self._chunks(
+                    backend, job, items, flow, on_done=on_done, prime=unread, run=run
+                )
+                if unread:
+                    next(chunks)  # send the first window: runs to the generator's first yield
+        except BaseException:
+            if run is not None:
+                run.close(write=False)
+            raise
         if not unread:
             return Results(chunks, flow.options.return_exceptions, let_go=False)
         key = next(self._map_keys)
@@ -484,16 +511,40 @@ class Executor(concurrent.futures.Executor):
         items: Iterator[Any],
         flow: _Flow,
         on_done: Callable[[], None] | None,
+        run: CheckpointRun | None = None,
     ) -> Iterator[Chunk | None]:
-        """Probe the first tasks here, choose a backend, and run the rest on it."""
+        """Probe the first tasks here, choose a backend, and run the rest on it. (With a
+        checkpoint, the stored outcomes before the first task to run come first, and the
+        probe runs from that task.)"""
         # Imported here: the probe and its cost model are not needed by any other backend.
         from .._core._stats import AutoChoice
         from ._auto import choose, is_free_threaded, probe, threads_for
 
         try:
-            args, values, errors, wall, cpu, exhausted, gil_held = probe(job, items, flow.total)
+            first = seq = 0
+            probe_items: Iterator[Any] = items
+            pending = None
+            if run is not None:
+                while True:
+                    pieces, ended = run.take(items, first, REPLAY_BATCH)
+                    while pieces and pieces[0][2] is not None:
+                        chunk = _stored_chunk(job, seq, pieces.pop(0))
+                        seq += 1
+                        first += len(chunk)
+                        yield chunk
+                    if pieces:
+                        run.hold(pieces, ended)
+                    if pieces or ended:
+                        break
+                probe_items = pending = run.pending_items(items, first)
+            args, values, errors, wall, cpu, exhausted, gil_held = probe(
+                job, probe_items, flow.total, first
+            )
             n = len(args)
-            remaining = None if flow.total is None else flow.total - n
+            if pending is not None:
+                pending.give_back()
+                exhausted = exhausted and run is not None and run.drained
+            remaining = None if flow.total is None else flow.total - first - n
             cpu_share = cpu / wall if wall > 0 else 1.0
             backend_name, reason = choose(
                 seconds_per_task=wall / max(n, 1),
@@ -523,18 +574,47 @@ class Executor(concurrent.futures.Executor):
                 n,
                 1 if backend is None else backend.workers,
             )
-            probed = Chunk(job, 0, range(n), args)
+            probed = Chunk(job, seq, range(first, first + n), args)
             probed.values, probed.errors, probed.unresolved = values, errors, 0
             if n:
+                if run is not None:
+                    run.record(probed)
                 yield probed
             if backend is None:
                 return
             backend.prepare(job)
             job.sizer = ChunkSizer(backend.workers, remaining, fixed=flow.options.chunksize)
             job.sizer.record(n, wall)
-            yield from self._chunks(backend, job, items, flow, first_index=n, first_seq=1)
+            yield from self._chunks(
+                backend, job, items, flow, first_index=first + n, first_seq=seq + 1, run=run
+            )
         finally:
             job.close()
+            if run is not None:
+                run.close()
+            if on_done is not None:
+                on_done()
+
+    def _replay(
+        self,
+        job: StreamJob,
+        run: CheckpointRun,
+        items: Iterator[Any],
+        on_done: Callable[[], None] | None,
+    ) -> Iterator[Chunk | None]:
+        """Every outcome is stored: yield them, reading the input only to check it is the same."""
+        try:
+            first = seq = 0
+            ended = False
+            while not ended:
+                pieces, ended = run.take(items, first, REPLAY_BATCH)
+                for piece in pieces:
+                    chunk = _stored_chunk(job, seq, piece)
+                    seq += 1
+                    first += len(chunk)
+                    yield chunk
+        finally:
+            run.close()
             if on_done is not None:
                 on_done()
 
@@ -549,11 +629,13 @@ class Executor(concurrent.futures.Executor):
         first_seq: int = 0,
         on_done: Callable[[], None] | None = None,
         prime: bool = False,
+        run: CheckpointRun | None = None,
     ) -> Iterator[Chunk | None]:
         """Yield each finished chunk, in order or as they finish.
 
         ``prime``: first feed the look-ahead window and yield None (Executor.map sends its
-        first tasks before it returns).
+        first tasks before it returns). ``run``: the call's checkpoint, which says which tasks
+        are stored (their chunks come back at once, replayed) and records the others' outcomes.
         """
         total = flow.total
         if job.sizer is None:
@@ -572,6 +654,7 @@ class Executor(concurrent.futures.Executor):
         fed = finished = first_index  # tasks sent to the backend, and come back from it
         in_flight = 0
         exhausted = failed = False
+        replayed: set[int] = set()  # seqs of chunks replayed from the checkpoint
         bar = None
         if flow.options.progress:
             from .._core._progress import progress_bar
@@ -591,14 +674,27 @@ class Executor(concurrent.futures.Executor):
                     remaining = None if total is None else total - fed
                     size = sizer.next_size(remaining, in_flight, fed - finished)
                 if can_feed and (size or not in_flight):  # size 0: await a measurement
-                    batch = list(itertools.islice(items, max(size, 1)))
-                    exhausted = len(batch) < max(size, 1)
-                    if batch:
-                        chunk = Chunk(job, seq, range(fed, fed + len(batch)), batch)
-                        seq += 1
-                        fed += len(batch)
-                        in_flight += 1
-                        backend.submit(Attempt(chunk, 0, len(batch)))
+                    if run is None:
+                        batch = list(itertools.islice(items, max(size, 1)))
+                        exhausted = len(batch) < max(size, 1)
+                        if batch:
+                            chunk = Chunk(job, seq, range(fed, fed + len(batch)), batch)
+                            seq += 1
+                            fed += len(batch)
+                            in_flight += 1
+                            backend.submit(Attempt(chunk, 0, len(batch)))
+                    else:
+                        pieces, exhausted = run.take(items, fed, max(size, 1))
+                        for piece in pieces:
+                            chunk = _stored_chunk(job, seq, piece)
+                            seq += 1
+                            fed += len(chunk)
+                            in_flight += 1
+                            if piece[2] is None:
+                                backend.submit(Attempt(chunk, 0, len(chunk)))
+                            else:  # stored: back at once, through the queue, in its turn
+                                replayed.add(chunk.seq)
+                                job.chunk_done(chunk)
                     if not prime and not job.done.empty():  # (priming fills the window)
                         done = job.done.get_nowait()
                     elif not exhausted and in_flight < max_in_flight:
@@ -612,6 +708,11 @@ class Executor(concurrent.futures.Executor):
                     done = self._next_done(job, flow.deadline)
                 elif isinstance(done, BaseException):
                     raise done
+                if run is not None:
+                    if done.seq in replayed:
+                        replayed.discard(done.seq)
+                    else:  # before it is yielded: yielding lets go of its results
+                        run.record(done)
                 finished += len(done)
                 if bar is not None:
                     bar.update(len(done))
@@ -633,8 +734,12 @@ class Executor(concurrent.futures.Executor):
             job.close()
             if bar is not None:
                 bar.close()
-            if on_done is not None:
-                on_done()
+            try:
+                if run is not None:
+                    run.close()
+            finally:
+                if on_done is not None:
+                    on_done()
 
     @staticmethod
     def _next_done(job: StreamJob, deadline: float | None) -> Chunk:
@@ -648,6 +753,20 @@ class Executor(concurrent.futures.Executor):
         if isinstance(done, BaseException):
             raise done
         return done
+
+
+# Input items read at a time when outcomes are only replayed from a checkpoint.
+REPLAY_BATCH = 4096
+
+
+def _stored_chunk(job: StreamJob, seq: int, piece: Any) -> Chunk:
+    """A chunk for a checkpoint's piece: resolved already if its outcomes are stored."""
+    first, args, stored = piece
+    chunk = Chunk(job, seq, range(first, first + len(args)), args)
+    if stored is not None:
+        chunk.values, chunk.errors = stored
+        chunk.unresolved = 0
+    return chunk
 
 
 class _Flow:
