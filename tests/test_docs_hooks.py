@@ -82,3 +82,11 @@ def test_docstrings_read_as_markdown() -> None:
         "",
         "After.",
     ]
+
+
+def test_the_api_reference_shows_every_public_name() -> None:
+    import lightwork
+
+    page = (HOOKS.parent / "reference" / "api.md").read_text()
+    missing = [name for name in lightwork.__all__ if f"::: lightwork.{name}\n" not in page]
+    assert not missing, f"add to docs/reference/api.md: {missing}"
