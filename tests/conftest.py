@@ -11,12 +11,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
 import pytest
 
 import lightwork
+
+if TYPE_CHECKING:
+    import psutil
 
 BACKENDS = {
     "serial": {"backend": "serial"},
@@ -24,6 +26,8 @@ BACKENDS = {
     "processes": {"backend": "processes", "max_workers": 2},
     "spawn": {"backend": "processes", "max_workers": 2, "start_method": "spawn"},
 }
+if sys.version_info >= (3, 14):  # subinterpreters: see tests/test_interpreters.py for the rest
+    BACKENDS["interpreters"] = {"backend": "interpreters", "max_workers": 2}
 PARALLEL = [name for name in BACKENDS if name != "serial"]
 PROCESS_BACKENDS = ["processes", "spawn"]
 
@@ -65,6 +69,9 @@ def make_process_executor(request: pytest.FixtureRequest) -> Iterator[MakeExecut
 @pytest.fixture
 def no_leftover_children() -> Iterator[None]:
     """Fails the test if it leaves a child process of ours running (forkserver excepted)."""
+    import psutil  # here: test modules import this one, and psutil cannot load in a
+
+    # subinterpreter, where backend="interpreters" imports them for their functions
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     deadline = 5.0
@@ -86,7 +93,7 @@ def no_leftover_children() -> Iterator[None]:
 def _is_worker(process: psutil.Process) -> bool:
     try:
         return "forkserver" not in " ".join(process.cmdline()) and process.status() != "zombie"
-    except psutil.Error:
+    except Exception:  # psutil.Error: it went meanwhile
         return False
 
 

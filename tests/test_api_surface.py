@@ -37,6 +37,7 @@ PUBLIC = {
     "SharedLock",
     "SharedValue",
     "StageStatistics",
+    "SubinterpreterImportError",
     "TaskTimeoutError",
     "WorkerCrashedError",
     "WorkerInitializationError",

@@ -79,8 +79,10 @@ class Executor(concurrent.futures.Executor):
     """Runs calls on a pool of workers: a drop-in for ``ProcessPoolExecutor``.
 
     ``backend`` is ``"processes"`` (default), ``"threads"``, ``"serial"`` (in the caller's
-    thread: the reference semantics), ``"auto"`` (chosen per call by timing its first tasks)
-    or ``"dask"`` (a Dask cluster: ``address=`` of a scheduler, ``client=``, or a local one).
+    thread: the reference semantics), ``"interpreters"`` (Python 3.14+: subinterpreters of this
+    process, each with its own GIL; see docs/howto/interpreters.md), ``"auto"`` (chosen per
+    call by timing its first tasks) or ``"dask"`` (a Dask cluster: ``address=`` of a
+    scheduler, ``client=``, or a local one).
     ``max_workers=None`` uses the CPUs this process may actually use. A crashed worker is
     replaced and its task retried up to ``retries`` times (a death inside a chunk of several
     tasks first re-runs that chunk, naming each task, to find the culprit: that run is not
