@@ -21,6 +21,7 @@ import lightwork
 
 from tasks import (
     CustomError,
+    count_primes,
     fail_on,
     identity,
     sleep_and_return,
@@ -214,3 +215,26 @@ def test_an_unpicklable_argument_fails_only_its_task() -> None:
     results = lightwork.map(identity, items, backend="interpreters", return_exceptions=True)
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], lightwork.SerializationError)
+
+
+@needs_314
+def test_auto_runs_cpu_bound_python_on_subinterpreters() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(count_primes, [3000] * 200)) == [count_primes(3000)] * 200
+        choice = ex.statistics().auto
+        workers = ex.statistics().workers
+    assert choice.backend == "interpreters", choice.reason
+    assert "subinterpreters" in choice.reason
+    assert {w.pid for w in workers} == {os.getpid()}
+
+
+@needs_314
+def test_auto_sends_a_function_whose_module_needs_numpy_to_processes() -> None:
+    from tasks_numpy import python_work_beside_numpy
+
+    with lightwork.Executor(2, backend="auto") as ex:
+        results = list(ex.imap(python_work_beside_numpy, range(300)))
+        choice = ex.statistics().auto
+    assert results == [python_work_beside_numpy(n) for n in range(300)]
+    assert choice.backend == "processes"
+    assert "not subinterpreters: numpy._core._multiarray_umath cannot load" in choice.reason

@@ -490,14 +490,22 @@ class Executor(concurrent.futures.Executor):
         """Probe the first tasks here, choose a backend, and run the rest on it."""
         # Imported here: the probe and its cost model are not needed by any other backend.
         from .._core._stats import AutoChoice
-        from ._auto import choose, is_free_threaded, probe, threads_for
+        from ._auto import (
+            choose,
+            interpreters_available,
+            interpreters_refusal,
+            is_free_threaded,
+            probe,
+            threads_for,
+        )
 
         try:
             args, values, errors, wall, cpu, exhausted, gil_held = probe(job, items, flow.total)
             n = len(args)
             remaining = None if flow.total is None else flow.total - n
             cpu_share = cpu / wall if wall > 0 else 1.0
-            backend_name, reason = choose(
+            measured = functools.partial(
+                choose,
                 seconds_per_task=wall / max(n, 1),
                 cpu_share=cpu_share,
                 gil_held=gil_held,
@@ -508,6 +516,12 @@ class Executor(concurrent.futures.Executor):
                 free_threaded=is_free_threaded(),
                 serial_allowed=job.options.task_timeout is None,
             )
+            backend_name, reason = measured(interpreters=interpreters_available())
+            if backend_name == "interpreters":  # worth it: can the work go there?
+                refused = interpreters_refusal(job, args[:1])
+                if refused is not None:
+                    backend_name, reason = measured(interpreters=False)
+                    reason += f" (not subinterpreters: {refused})"
             backend = None
             if not exhausted:
                 threads = None

@@ -77,10 +77,10 @@ class _InterpreterWorker(_ThreadWorker):
         import concurrent.interpreters as interpreters  # type: ignore[import-not-found,unused-ignore]
 
         backend = self.backend
-        self.interpreter = interpreters.create()
+        self.interpreter = _create(interpreters)
         guest_in, self.to_guest = os.pipe()
         self.from_guest, guest_out = os.pipe()
-        setup = dumps((list(sys.path), backend.main_path, backend.init_payload))
+        setup = dumps((backend.main_path, backend.init_payload))
         try:
             self.guest = self.interpreter.call_in_thread(_guest.serve, guest_in, guest_out, setup)
         except BaseException:
@@ -219,12 +219,7 @@ class InterpreterBackend(ThreadBackend):
         super().__init__(max_workers)
         # (The threads backend's own initializer is left unset: it runs in the interpreter.)
         self.init_payload = None if initializer is None else dumps_function((initializer, initargs))
-        # The caller's script, which the guests run as __mp_main__ when a function of it
-        # travels by reference; results of its classes come back under that name.
-        main = sys.modules.get("__main__")
-        self.main_path = None if interactive_main() else getattr(main, "__file__", None)
-        if main is not None:
-            sys.modules.setdefault("__mp_main__", main)
+        self.main_path = _main_path()
         self._spec_ids = itertools.count()
         self._specs: OrderedDict[bytes, int] = OrderedDict()  # a pickled spec -> its id
         self._specs_lock = threading.Lock()
@@ -268,3 +263,64 @@ def _unpicklable(index: int, cause: BaseException) -> BaseException:
     error.__cause__ = cause
     add_task_note(error, index)
     return error
+
+
+def _create(interpreters: Any) -> Any:
+    """A new subinterpreter that imports what this one can: the caller's sys.path (a script's
+    folder, a path added at run time), set before anything of lightwork's is unpickled there."""
+    interpreter = interpreters.create()
+    try:
+        interpreter.exec(f"import sys; sys.path[:] = {list(sys.path)!r}")
+    except BaseException:
+        interpreter.close()
+        raise
+    return interpreter
+
+
+def _main_path() -> str | None:
+    """The caller's script, which the guests run as __mp_main__ when a function of it travels
+    by reference (None in a session: what it defines travels by value); results of its
+    classes come back under that name, which stands for __main__ here too."""
+    main = sys.modules.get("__main__")
+    if main is not None:
+        sys.modules.setdefault("__mp_main__", main)
+    return None if interactive_main() else getattr(main, "__file__", None)
+
+
+# Verdicts of refusal(), by the function's pickle: a subinterpreter is made once per function.
+_verdicts: OrderedDict[bytes, str | None] = OrderedDict()
+_VERDICTS_KEPT = 64
+
+
+def refusal(job: Job, sample: list[Any]) -> str | None:
+    """Why the job's function or ``sample`` (its first arguments) cannot go to a
+    subinterpreter, tried in a fresh one; None if they can. For ``backend="auto"``."""
+    try:
+        spec = dumps_function((job.fn, job.retries, job.retry_on))
+    except Exception as error:
+        return f"the function does not pickle: {error}"
+    if spec in _verdicts:
+        return _verdicts[spec]
+    try:
+        args = dumps(sample)
+    except Exception:
+        try:
+            args = dumps_by_value(sample)
+        except Exception as error:
+            return f"its arguments do not pickle: {error}"
+    import concurrent.interpreters as interpreters  # type: ignore[import-not-found,unused-ignore]
+
+    interpreter = _create(interpreters)
+    try:
+        text: str = interpreter.call(_guest.check, _main_path(), spec, args)
+    finally:
+        interpreter.close()
+    verdict = None
+    if text:
+        module = unsupported_module(text)
+        last = text.strip().splitlines()[-1]
+        verdict = f"{module} cannot load in a subinterpreter" if module else last
+    _verdicts[spec] = verdict
+    if len(_verdicts) > _VERDICTS_KEPT:
+        _verdicts.popitem(last=False)
+    return verdict

@@ -2,7 +2,8 @@
 
     worker thread (main interpreter)              guest thread (subinterpreter, this module)
     --------------------------------              ------------------------------------------
-    Interpreter.call_in_thread(serve, fds) ---->  setup: the caller's sys.path; the initializer
+    exec: sys.path = the caller's
+    Interpreter.call_in_thread(serve, fds) ---->  setup: the initializer
     RUN spec id, fn (first time), header, args -> unpickle fn (once per spec) and the args;
                                                   run_chunk(); pickle the outcomes
     outcome <-----------------------------------  RESULT: seconds + (values, {position: encoded
@@ -50,8 +51,8 @@ _main_path: str | None = None  # the caller's main script, run here when first n
 
 def serve(inbox: int, outbox: int, setup: bytes) -> None:
     """The guest thread: set up, answer READY (or INIT_FAILED), then run what comes until STOP.
-    ``setup`` pickles (the caller's sys.path, its main script or None, the initializer or
-    None); the pipes' ends are this thread's to close."""
+    ``setup`` pickles (the caller's main script or None, the initializer or None); the pipes'
+    ends are this thread's to close."""
     try:
         outcome = _setup(*pickle.loads(setup))
         send(outbox, INIT_FAILED if outcome else READY, 0.0, 0.0, outcome)
@@ -73,10 +74,9 @@ def serve(inbox: int, outbox: int, setup: bytes) -> None:
         os.close(outbox)
 
 
-def _setup(path: list[str], main_path: str | None, initializer: bytes | None) -> bytes:
+def _setup(main_path: str | None, initializer: bytes | None) -> bytes:
     """Prepare this interpreter; b"" when ready, else the initializer's encoded error."""
     global _main_path
-    sys.path[:] = path
     _main_path = main_path
     if initializer is None:
         return b""
@@ -148,6 +148,20 @@ def receive(fd: int, size: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+def check(main_path: str | None, spec: bytes, args: bytes) -> str:
+    """Whether a function and an argument load here (for ``backend="auto"``): "" if they do,
+    else the traceback of why not."""
+    _setup(main_path, None)
+    work = _load_spec(spec)
+    if isinstance(work, str):
+        return work
+    try:
+        pickle.loads(args)
+    except BaseException as error:
+        return format_remote(error)
+    return ""
 
 
 def _load_spec(data: bytes) -> Work | str:
