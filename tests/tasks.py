@@ -265,3 +265,13 @@ def uses_numpy(x: int) -> float:
 def count_primes(n: int) -> int:
     """Pure-Python CPU work: the primes below ``n``, by trial division."""
     return sum(all(k % d for d in range(2, int(k**0.5) + 1)) for k in range(2, n))
+
+
+def python_work_importing_numpy(n: int) -> int:
+    """Pure-Python CPU work, whose code imports NumPy as it runs."""
+    import numpy  # noqa: F401
+
+    total = 0
+    for i in range(20_000):
+        total += i * n
+    return total

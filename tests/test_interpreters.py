@@ -24,6 +24,7 @@ from tasks import (
     count_primes,
     fail_on,
     identity,
+    python_work_importing_numpy,
     sleep_and_return,
     square,
     uses_numpy,
@@ -238,3 +239,41 @@ def test_auto_sends_a_function_whose_module_needs_numpy_to_processes() -> None:
     assert results == [python_work_beside_numpy(n) for n in range(300)]
     assert choice.backend == "processes"
     assert "not subinterpreters: numpy._core._multiarray_umath cannot load" in choice.reason
+
+
+@needs_314
+def test_auto_sends_a_function_that_imports_numpy_as_it_runs_elsewhere() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        list(ex.imap(python_work_importing_numpy, range(300)))
+        choice = ex.statistics().auto
+    assert choice.backend != "interpreters", choice.reason
+
+
+def test_the_modules_a_function_imports_as_it_runs_are_read_from_its_code() -> None:
+    from lightwork._backends._interpreters._backend import imported_by
+    from lightwork._core._run import Star
+
+    def nested(x: int) -> int:
+        import json
+
+        def inner() -> object:
+            import xml.dom
+
+            return xml.dom
+
+        return len(json.dumps(x)) + bool(inner())
+
+    assert imported_by(python_work_importing_numpy) == ("numpy",)
+    assert set(imported_by(Star(nested))) == {"json", "xml.dom"}
+    assert imported_by(abs) == ()
+
+
+@needs_314
+def test_a_fork_pool_is_refused_while_subinterpreters_exist() -> None:
+    with lightwork.Executor(1, backend="interpreters") as ex:
+        ex.start()
+        forking = lightwork.Executor(1, start_method="fork")
+        with forking, pytest.raises(lightwork.InvalidOptionError, match=r"subinterpreter.*fork"):
+            forking.submit(square, 3)
+    with lightwork.Executor(1, start_method="fork") as forking:  # none left: fork is safe
+        assert forking.submit(square, 3).result(timeout=30) == 9

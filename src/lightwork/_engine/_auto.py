@@ -11,11 +11,12 @@ switch interval (5 ms), when they release it (NumPy, I/O, sleeping) it wakes on 
 * otherwise a cost model compares serial with a process pool (start-up, plus per-task
   transfer, against the compute spread over the workers) -> serial or processes; on Python
   3.14+ subinterpreters (``backend="interpreters"``) take the process pool's place where the
-  work can go there: the function, pickled as it would travel, and the first probed argument
-  both load in a fresh subinterpreter (which imports the function's module there: a module
-  that imports NumPy, or any extension without subinterpreter support, fails it). They start
-  faster and run the same pure-Python work in parallel; where the work can't go there, the
-  reason is part of the choice's. (What a task imports only while it runs is not checked.)
+  work can go there: the function, pickled as it would travel, the first probed argument and
+  the modules the function's own code imports all load in a fresh subinterpreter (which
+  imports the function's module there: a module that imports NumPy, or any extension without
+  subinterpreter support, fails it). They start faster and run the same pure-Python work in
+  parallel; where the work can't go there, the reason is part of the choice's. (What other
+  functions it calls import only as they run is not checked.)
 
 The watcher holds the GIL for microseconds at a time, so the probe runs at full speed.
 :func:`choose` is the pure policy, tested without running anything.

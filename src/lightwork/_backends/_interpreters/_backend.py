@@ -20,6 +20,7 @@ What it cannot do that processes can (said in docs/howto/interpreters.md, and te
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import pickle
@@ -293,8 +294,9 @@ _VERDICTS_KEPT = 64
 
 
 def refusal(job: Job, sample: list[Any]) -> str | None:
-    """Why the job's function or ``sample`` (its first arguments) cannot go to a
-    subinterpreter, tried in a fresh one; None if they can. For ``backend="auto"``."""
+    """Why the job's function, ``sample`` (its first arguments) or a module that the
+    function's own code imports cannot go to a subinterpreter, tried in a fresh one; None if
+    they can. For ``backend="auto"``."""
     try:
         spec = dumps_function((job.fn, job.retries, job.retry_on))
     except Exception as error:
@@ -312,7 +314,8 @@ def refusal(job: Job, sample: list[Any]) -> str | None:
 
     interpreter = _create(interpreters)
     try:
-        text: str = interpreter.call(_guest.check, _main_path(), spec, args)
+        imports = imported_by(job.fn)
+        text: str = interpreter.call(_guest.check, _main_path(), spec, args, imports)
     finally:
         interpreter.close()
     verdict = None
@@ -324,3 +327,24 @@ def refusal(job: Job, sample: list[Any]) -> str | None:
     if len(_verdicts) > _VERDICTS_KEPT:
         _verdicts.popitem(last=False)
     return verdict
+
+
+def imported_by(fn: Any) -> tuple[str, ...]:
+    """The modules ``fn``'s own code imports as it runs (``import numpy`` inside a function),
+    read from its bytecode: what a task would import in a subinterpreter, beyond its module."""
+    while isinstance(fn, Star | Call | functools.partial):
+        fn = fn.func if isinstance(fn, functools.partial) else fn.fn
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return ()
+    import dis
+
+    names: list[str] = []
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        for instruction in dis.get_instructions(current):
+            if instruction.opname == "IMPORT_NAME" and isinstance(instruction.argval, str):
+                names.append(instruction.argval)
+        pending += [c for c in current.co_consts if hasattr(c, "co_code")]
+    return tuple(dict.fromkeys(names))

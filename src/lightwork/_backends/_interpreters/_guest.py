@@ -150,9 +150,9 @@ def receive(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def check(main_path: str | None, spec: bytes, args: bytes) -> str:
-    """Whether a function and an argument load here (for ``backend="auto"``): "" if they do,
-    else the traceback of why not."""
+def check(main_path: str | None, spec: bytes, args: bytes, imports: tuple[str, ...]) -> str:
+    """Whether a function, an argument and the modules its code imports load here (for
+    ``backend="auto"``): "" if they do, else the traceback of why not."""
     _setup(main_path, None)
     work = _load_spec(spec)
     if isinstance(work, str):
@@ -161,6 +161,15 @@ def check(main_path: str | None, spec: bytes, args: bytes) -> str:
         pickle.loads(args)
     except BaseException as error:
         return format_remote(error)
+    import importlib
+
+    for name in imports:
+        try:
+            importlib.import_module(name)
+        except BaseException as error:  # only a refusal to load here counts: a relative or
+            text = format_remote(error)  # optional import may fail for other reasons
+            if "does not support loading in subinterpreters" in text:
+                return text
     return ""
 
 
