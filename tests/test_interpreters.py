@@ -277,3 +277,18 @@ def test_a_fork_pool_is_refused_while_subinterpreters_exist() -> None:
             forking.submit(square, 3)
     with lightwork.Executor(1, start_method="fork") as forking:  # none left: fork is safe
         assert forking.submit(square, 3).result(timeout=30) == 9
+
+
+@needs_314
+def test_a_worker_whose_guest_stops_breaks_the_pool_instead_of_hanging() -> None:
+    with lightwork.Executor(1, backend="interpreters") as ex:
+        ex.start()
+        worker = ex._backends["interpreters"]._threads[0]  # type: ignore[attr-defined]
+        # Fault injection: the guest sees its input close and ends, as if it had failed.
+        os.close(worker.to_guest)
+        worker.to_guest = os.open(os.devnull, os.O_WRONLY)
+        future = ex.submit(square, 3)
+        with pytest.raises(lightwork.BrokenWorkerError, match="stopped unexpectedly"):
+            future.result(timeout=30)
+        with pytest.raises(lightwork.BrokenWorkerError):
+            ex.submit(square, 4)

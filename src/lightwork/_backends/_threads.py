@@ -239,13 +239,18 @@ class ThreadBackend(Backend):
             raise copy_error(self.broken)
 
     def break_on(self, error: BaseException) -> None:
-        """The initializer raised: every task, queued or to come, fails with that."""
-        broken = as_thread_pool_error(
-            WorkerInitializationError(
-                "the executor's initializer raised in a worker thread; its exception is the cause"
+        """The initializer raised (or, given a BrokenWorkerError, a worker broke otherwise):
+        every task, queued or to come, fails with that."""
+        if isinstance(error, BrokenWorkerError):
+            broken = error
+        else:
+            broken = as_thread_pool_error(
+                WorkerInitializationError(
+                    "the executor's initializer raised in a worker thread; its exception is "
+                    "the cause"
+                )
             )
-        )
-        broken.__cause__ = error
+            broken.__cause__ = error
         self.broken = broken
         for attempt in self._take_queued():
             fail_attempt(attempt, broken)

@@ -2,13 +2,16 @@
 watchdog, where each worker thread owns a subinterpreter and runs its tasks there.
 
     submit(attempt) --> queue --> worker thread: pickle the args (and the function, the first
-                                  time this interpreter needs it); Interpreter.call(_guest.run)
-                                  --(its own GIL: the threads run Python in parallel)-->
-                                  unpickle the outcome: values, errors with the worker's
-                                  traceback as __cause__ --> chunk.resolve()
+                                  time its guest needs it) --pipe--> the guest thread in its
+                                  subinterpreter runs them (see _guest; its own GIL: they run
+                                  Python in parallel) --pipe--> unpickle the outcome: values,
+                                  errors with the worker's traceback as __cause__
+                                  --> chunk.resolve()
 
-A worker thread waits on its call with the caller's GIL released, so the caller's thread and
-every worker run Python at the same time, as processes do, without starting any process.
+A worker thread waits on its pipe with the caller's GIL released, so the caller's thread and
+every guest run Python at the same time, as processes do, without starting any process. A
+guest that stops unexpectedly breaks the pool (BrokenWorkerError), as a thread pool's failed
+initializer does: nothing submitted waits forever.
 What it cannot do that processes can (said in docs/howto/interpreters.md, and tested):
 
 * a task that crashes the interpreter (a segfault, ``os.abort()``) ends the whole process;
@@ -32,9 +35,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ..._core._errors import SerializationError, SubinterpreterImportError
+from ..._core._errors import BrokenWorkerError, SerializationError, SubinterpreterImportError
 from ..._core._run import Call, Star, add_task_note
-from ..._core._tasks import Attempt, Job
+from ..._core._tasks import Attempt, Job, copy_error
 from .._pickling import decode_error, dumps, dumps_by_value, dumps_function, interactive_main
 from .._threads import ThreadBackend, _ThreadWorker
 from . import _guest
@@ -78,17 +81,26 @@ class _InterpreterWorker(_ThreadWorker):
         import concurrent.interpreters as interpreters  # type: ignore[import-not-found,unused-ignore]
 
         backend = self.backend
-        self.interpreter = _create(interpreters)
-        guest_in, self.to_guest = os.pipe()
-        self.from_guest, guest_out = os.pipe()
-        setup = dumps((backend.main_path, backend.init_payload))
         try:
-            self.guest = self.interpreter.call_in_thread(_guest.serve, guest_in, guest_out, setup)
-        except BaseException:
-            os.close(guest_in)
-            os.close(guest_out)
-            raise
-        kind, _, _, body = self._receive()
+            self.interpreter = _create(interpreters)
+            guest_in, self.to_guest = os.pipe()
+            self.from_guest, guest_out = os.pipe()
+            setup = dumps((backend.main_path, backend.init_payload))
+            try:
+                self.guest = self.interpreter.call_in_thread(
+                    _guest.serve, guest_in, guest_out, setup
+                )
+            except BaseException:
+                os.close(guest_in)
+                os.close(guest_out)
+                raise
+            kind, _, _, body = self._receive()
+        except BaseException as error:  # not the initializer's fault: say what broke
+            broken = BrokenWorkerError(
+                f"a subinterpreter worker could not start: {error!r} (the cause)"
+            )
+            broken.__cause__ = error
+            raise broken from error
         if kind == _guest.INIT_FAILED:
             raise _decoded(pickle.loads(body))
 
@@ -121,7 +133,15 @@ class _InterpreterWorker(_ThreadWorker):
                 if len(args) == 1:
                     return [None], {0: _unpicklable(indices[0], error)}, 0.0
                 return self._one_by_one(job, indices, args)  # fail only the tasks at fault
-        kind, compute, deserialize, body = self._run_payload(job, indices, payload)
+        try:
+            kind, compute, deserialize, body = self._run_payload(job, indices, payload)
+        except (OSError, EOFError) as error:  # its guest is gone: nothing here can run
+            broken = BrokenWorkerError(
+                f"the subinterpreter of worker {self.counters.worker} stopped unexpectedly "
+                f"({error!r}): the pool is broken"
+            )
+            self.backend.break_on(broken)
+            return [None] * len(args), {p: copy_error(broken) for p in range(len(args))}, 0.0
         if kind == _guest.BAD_INPUT:
             what, text = pickle.loads(body)
             if what == "its arguments" and len(args) > 1:
@@ -162,16 +182,11 @@ class _InterpreterWorker(_ThreadWorker):
         return self._receive()
 
     def _receive(self) -> tuple[int, float, float, bytes]:
-        try:
-            kind, compute, deserialize, size = _guest.OUTCOME.unpack(
-                _guest.receive(self.from_guest, _guest.OUTCOME.size)
-            )
-            body = _guest.receive(self.from_guest, size)
-        except EOFError:
-            raise RuntimeError(
-                "lightwork's guest thread in a subinterpreter ended unexpectedly"
-            ) from None
-        return kind, compute, deserialize, body
+        """The guest's next outcome; EOFError if the guest is gone."""
+        kind, compute, deserialize, size = _guest.OUTCOME.unpack(
+            _guest.receive(self.from_guest, _guest.OUTCOME.size)
+        )
+        return kind, compute, deserialize, _guest.receive(self.from_guest, size)
 
     def _one_by_one(
         self, job: Job, indices: range, args: list[Any]
