@@ -247,3 +247,31 @@ def slow_broken_initializer() -> None:
     """Fails after a moment: long enough for work to queue up behind it."""
     time.sleep(0.3)
     raise CustomError("initializer failed")
+
+
+def which_interpreter(_: object = None) -> tuple[int, int]:
+    """(this process's pid, the id of the interpreter running the task: 0 is the main one)."""
+    from concurrent import interpreters  # type: ignore[import-not-found,unused-ignore]
+
+    return os.getpid(), interpreters.get_current().id
+
+
+def uses_numpy(x: int) -> float:
+    import numpy as np
+
+    return float(np.sqrt(x))
+
+
+def count_primes(n: int) -> int:
+    """Pure-Python CPU work: the primes below ``n``, by trial division."""
+    return sum(all(k % d for d in range(2, int(k**0.5) + 1)) for k in range(2, n))
+
+
+def python_work_importing_numpy(n: int) -> int:
+    """Pure-Python CPU work, whose code imports NumPy as it runs."""
+    import numpy  # noqa: F401
+
+    total = 0
+    for i in range(20_000):
+        total += i * n
+    return total

@@ -40,6 +40,7 @@ PUBLIC = {
     "SharedLock",
     "SharedValue",
     "StageStatistics",
+    "SubinterpreterImportError",
     "TaskTimeoutError",
     "WorkerCrashedError",
     "WorkerInitializationError",

@@ -10,9 +10,13 @@ import pytest
 
 import lightwork
 from lightwork._backends._threads import MAX_DEFAULT_THREADS
+from lightwork._engine import _auto
 from lightwork._engine._auto import choose, threads_for
 
 from tasks import fail_on, square, touch
+
+# Where CPU-bound pure Python goes: subinterpreters where this Python has them (3.14+).
+CPU_BOUND = "interpreters" if sys.version_info >= (3, 14) else "processes"
 
 
 def python_work(n: int) -> int:
@@ -37,7 +41,7 @@ def sleepy(n: int) -> int:
 @pytest.mark.parametrize(
     ("fn", "items", "expected"),
     [
-        (python_work, range(300), "processes"),
+        (python_work, range(300), CPU_BOUND),
         (numpy_work, range(60), "threads"),
         (sleepy, range(100), "threads"),
         (square, range(200_000), "serial"),
@@ -101,6 +105,12 @@ CASES = [
     ({"seconds_per_task": 0.001, "remaining": 20}, "serial"),
     ({"workers": 1}, "serial"),
     ({"exhausted": True, "serial_allowed": False}, "threads"),
+    ({"interpreters": True}, "interpreters"),
+    ({"interpreters": True, "seconds_per_task": 0.01, "remaining": 5}, "interpreters"),
+    ({"seconds_per_task": 0.01, "remaining": 5}, "serial"),  # processes start slower
+    ({"interpreters": True, "seconds_per_task": 1e-7, "remaining": 10**9}, "serial"),
+    ({"interpreters": True, "gil_held": False}, "threads"),
+    ({"interpreters": True, "free_threaded": True}, "threads"),
 ]
 
 
@@ -177,7 +187,7 @@ def test_a_default_thread_pool_grows_for_timed_tasks_too() -> None:
         assert ex.statistics().workers_started > lightwork.available_cpus()
 
 
-@pytest.mark.parametrize(("gil_enabled", "expected"), [(False, "threads"), (True, "processes")])
+@pytest.mark.parametrize(("gil_enabled", "expected"), [(False, "threads"), (True, CPU_BOUND)])
 def test_auto_asks_the_interpreter_whether_threads_run_python_in_parallel(
     monkeypatch: pytest.MonkeyPatch, gil_enabled: bool, expected: str
 ) -> None:
@@ -186,3 +196,32 @@ def test_auto_asks_the_interpreter_whether_threads_run_python_in_parallel(
     with lightwork.Executor(2, backend="auto") as ex:
         assert list(ex.imap(python_work, range(300))) == [python_work(n) for n in range(300)]
         assert ex.statistics().auto.backend == expected
+
+
+def test_auto_says_why_work_that_cannot_go_to_subinterpreters_goes_to_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python 3.14's answers, simulated (tests/test_interpreters.py asks a real one).
+    monkeypatch.setattr(_auto, "interpreters_available", lambda: True)
+    asked = []
+
+    def refusal(job: object, sample: list[object]) -> str:
+        asked.append(sample)
+        return "numpy._core._multiarray_umath cannot load in a subinterpreter"
+
+    monkeypatch.setattr(_auto, "interpreters_refusal", refusal)
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(python_work, range(300))) == [python_work(n) for n in range(300)]
+        choice = ex.statistics().auto
+    assert choice.backend == "processes"
+    assert "not subinterpreters: numpy._core._multiarray_umath cannot load" in choice.reason
+    assert asked == [[0]]  # the first probed argument
+
+
+def test_auto_asks_about_subinterpreters_only_when_it_would_use_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_auto, "interpreters_available", lambda: True)
+    monkeypatch.setattr(_auto, "interpreters_refusal", lambda *_: pytest.fail("asked"))
+    assert lightwork.map(square, range(10), backend="auto") == [x * x for x in range(10)]
+    assert lightwork.map(sleepy, range(40), backend="auto") == list(range(40))

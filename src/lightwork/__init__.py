@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._core._errors import MissingDependencyError as MissingDependencyError
     from ._core._errors import RemoteTraceback as RemoteTraceback
     from ._core._errors import SerializationError as SerializationError
+    from ._core._errors import SubinterpreterImportError as SubinterpreterImportError
     from ._core._errors import TaskTimeoutError as TaskTimeoutError
     from ._core._errors import WorkerCrashedError as WorkerCrashedError
     from ._core._errors import WorkerInitializationError as WorkerInitializationError
@@ -71,6 +72,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
         "MissingDependencyError",
         "RemoteTraceback",
         "SerializationError",
+        "SubinterpreterImportError",
         "TaskTimeoutError",
         "WorkerCrashedError",
         "WorkerInitializationError",

@@ -27,6 +27,10 @@ def create_backend(name: str, max_workers: int, **options: Any) -> Backend:
         from ._async import AsyncBackend
 
         return AsyncBackend(max_workers, **options)
+    if name == "interpreters":
+        from ._interpreters._backend import InterpreterBackend
+
+        return InterpreterBackend(max_workers, **options)
     if name == "processes":
         from ._processes._backend import ProcessBackend
 

@@ -29,7 +29,7 @@ from .._core._errors import (
     as_thread_pool_error,
 )
 from .._core._run import run_chunk
-from .._core._tasks import Attempt, copy_error, fail_attempt
+from .._core._tasks import Attempt, Job, copy_error, fail_attempt
 from ._base import Backend
 
 if TYPE_CHECKING:
@@ -69,21 +69,37 @@ class _ThreadWorker:
         backend = self.backend
         counters = self.counters
         try:
-            if backend.initializer is not None:
-                backend.initializer(*backend.initargs)
-        except BaseException as error:
-            backend.break_on(error)  # then serve the queue, failing what arrives
+            try:
+                self.start_up()
+            except BaseException as error:
+                backend.break_on(error)  # then serve the queue, failing what arrives
+            finally:
+                counters.startup = time.monotonic() - self.started_at
+                self.ready.set()
+            if self.first is not None:
+                first, self.first = self.first, None
+                if not self._run(first):
+                    return
+                del first
+            while self._serve_next():
+                pass
+            counters.alive = False
         finally:
-            counters.startup = time.monotonic() - self.started_at
-            self.ready.set()
-        if self.first is not None:
-            first, self.first = self.first, None
-            if not self._run(first):
-                return
-            del first
-        while self._serve_next():
-            pass
-        counters.alive = False
+            self.finish()
+
+    def start_up(self) -> None:
+        """Make the thread ready for work: run the executor's initializer."""
+        if self.backend.initializer is not None:
+            self.backend.initializer(*self.backend.initargs)
+
+    def run_tasks(
+        self, job: Job, indices: range, args: list[Any]
+    ) -> tuple[list[Any], dict[int, BaseException], float]:
+        """Run tasks in order: (values, errors by position, compute seconds), as run_chunk."""
+        return run_chunk(job, indices, args)
+
+    def finish(self) -> None:
+        """The thread ends (stopped, or its stuck task returned after it was abandoned)."""
 
     def _serve_next(self) -> bool:
         """Take the next attempt and run it; False when this thread is to stop.
@@ -108,7 +124,7 @@ class _ThreadWorker:
             return True
         if job.options.task_timeout is not None:
             return self._run_watched(attempt)
-        values, errors, seconds = run_chunk(job, attempt.indices(), attempt.args())
+        values, errors, seconds = self.run_tasks(job, attempt.indices(), attempt.args())
         self._record(attempt, len(values), seconds)
         attempt.chunk.resolve(attempt.lo, values, {attempt.lo + p: e for p, e in errors.items()})
         if self.backend.grow_to > self.backend.workers:
@@ -131,7 +147,7 @@ class _ThreadWorker:
                 self.attempt, self.position = attempt, position
                 self.task_started = time.monotonic()
             self.backend.watch()
-            values, errors, seconds = run_chunk(
+            values, errors, seconds = self.run_tasks(
                 job, chunk.indices[position : position + 1], chunk.args[position : position + 1]
             )
             with lock:
@@ -150,6 +166,8 @@ class _ThreadWorker:
 
 class ThreadBackend(Backend):
     name = "threads"
+    #: what runs each worker thread (the interpreters backend gives its own)
+    worker_class: type[_ThreadWorker] = _ThreadWorker
 
     def __init__(
         self,
@@ -221,19 +239,24 @@ class ThreadBackend(Backend):
             raise copy_error(self.broken)
 
     def break_on(self, error: BaseException) -> None:
-        """The initializer raised: every task, queued or to come, fails with that."""
-        broken = as_thread_pool_error(
-            WorkerInitializationError(
-                "the executor's initializer raised in a worker thread; its exception is the cause"
+        """The initializer raised (or, given a BrokenWorkerError, a worker broke otherwise):
+        every task, queued or to come, fails with that."""
+        if isinstance(error, BrokenWorkerError):
+            broken = error
+        else:
+            broken = as_thread_pool_error(
+                WorkerInitializationError(
+                    "the executor's initializer raised in a worker thread; its exception is "
+                    "the cause"
+                )
             )
-        )
-        broken.__cause__ = error
+            broken.__cause__ = error
         self.broken = broken
         for attempt in self._take_queued():
             fail_attempt(attempt, broken)
 
     def _start_thread(self, first: Attempt | None = None) -> None:
-        worker = _ThreadWorker(self, len(self._threads), first)
+        worker = self.worker_class(self, len(self._threads), first)
         self._threads.append(worker)
         worker.thread.start()
 

@@ -10,6 +10,7 @@ moves from the standard library to lightwork::
     ├── SerializationError (pickle.PicklingError) a function, argument or result that won't pickle
     ├── ExecutorShutdownError (RuntimeError)     submit() after shutdown()
     ├── MissingDependencyError (ImportError)     an optional backend or feature isn't installed
+    ├── SubinterpreterImportError (ImportError)  a module that cannot load in a subinterpreter
     ├── TaskTimeoutError (TimeoutError)          a task ran past task_timeout
     ├── CheckpointError                          a checkpoint= file that can't be used
     │   ├── CheckpointMismatchError (ValueError) it holds another run (function, input, seed)
@@ -45,6 +46,7 @@ __all__ = [
     "MissingDependencyError",
     "RemoteTraceback",
     "SerializationError",
+    "SubinterpreterImportError",
     "TaskTimeoutError",
     "WorkerCrashedError",
     "WorkerInitializationError",
@@ -78,6 +80,13 @@ class ExecutorShutdownError(LightworkError, RuntimeError):
 
 class MissingDependencyError(LightworkError, ImportError):
     """An optional part needs a package that isn't installed; the message says what to install."""
+
+
+class SubinterpreterImportError(LightworkError, ImportError):
+    """On ``backend="interpreters"``: a task, its function or its arguments needed an extension
+    module that does not support subinterpreters (NumPy, among others). The message names the
+    module and suggests ``backend="processes"``; ``name`` is the module, and the ``__cause__``
+    the original ImportError with the worker's traceback."""
 
 
 class TaskTimeoutError(LightworkError, TimeoutError):
@@ -130,6 +139,7 @@ for _public in (
     SerializationError,
     ExecutorShutdownError,
     MissingDependencyError,
+    SubinterpreterImportError,
     TaskTimeoutError,
     CheckpointError,
     CheckpointMismatchError,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._cpus import available_cpus
 from ._errors import InvalidArgumentError, InvalidOptionError
 
-BACKENDS = ("serial", "threads", "processes", "auto", "dask")
+BACKENDS = ("serial", "threads", "processes", "interpreters", "auto", "dask")
+# The first Python whose standard library has concurrent.interpreters (subinterpreters with a
+# GIL each), which backend="interpreters" needs.
+INTERPRETERS_PYTHON = (3, 14)
 START_METHODS = ("fork", "forkserver", "spawn")
 
 
@@ -24,6 +28,12 @@ def check_backend(backend: object) -> str:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise InvalidOptionError(
             f"unknown backend {backend!r}: {hint}choose one of {', '.join(map(repr, BACKENDS))}"
+        )
+    if backend == "interpreters" and sys.version_info < INTERPRETERS_PYTHON:
+        raise InvalidOptionError(
+            "backend='interpreters' needs Python 3.14 or newer (its concurrent.interpreters: "
+            "subinterpreters, each with its own GIL); this is Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}: use backend='processes'"
         )
     assert isinstance(backend, str)
     return backend

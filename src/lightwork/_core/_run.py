@@ -10,7 +10,6 @@ its first task; ``tests/test_imports.py`` holds the line.
 from __future__ import annotations
 
 import operator
-import signal
 import threading
 import time
 
@@ -209,9 +208,11 @@ def _reraise_ctrl_c(error: BaseException) -> None:
     if (
         isinstance(error, KeyboardInterrupt)
         and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ):
-        raise error
+        import signal  # here: it imports enum, ~2 ms of a subinterpreter worker's start
+
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            raise error
 
 
 def add_task_note(error: BaseException, index: int) -> None:

@@ -30,13 +30,13 @@ class WorkerStatistics:
 class AutoChoice:
     """What ``backend="auto"`` chose for a call, and why: ``Executor.statistics().auto``."""
 
-    backend: str  #: "serial", "threads" or "processes"
+    backend: str  #: "serial", "threads", "processes" or (Python 3.14+) "interpreters"
     reason: str  #: one sentence a person can check
     seconds_per_task: float  #: measured in the probe
     cpu_share: float  #: thread CPU time / wall time in the probe (1.0: pure compute)
     gil_held: bool  #: the watcher found the GIL held while tasks ran
     probed_tasks: int
-    workers: int = 1  #: the threads or processes it runs the rest on (1: serial)
+    workers: int = 1  #: the threads, processes or interpreters it runs the rest on (1: serial)
 
 
 @dataclass(frozen=True)

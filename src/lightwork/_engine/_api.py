@@ -113,12 +113,14 @@ def map(
     """``[fn(x) for x in iterable]`` in parallel, on a warm pool of workers.
 
     ``backend``: ``"processes"`` (default: CPU-bound Python), ``"threads"`` (I/O, NumPy, code
-    that releases the GIL) or ``"serial"``. ``max_workers=None`` uses the CPUs this process may
-    use. ``chunksize=None`` sizes chunks by measuring the tasks. ``ordered=False`` returns
-    results in completion order. ``progress=True`` shows a tqdm bar. The remaining options are
-    those of :meth:`Executor.imap`: ``retries``, ``retry_on``, ``task_timeout``, ``seed``,
-    ``return_exceptions`` and ``checkpoint`` (a SQLite file that keeps each outcome: run the
-    same call again and it skips what is stored; see :mod:`lightwork.checkpoint`).
+    that releases the GIL), ``"interpreters"`` (Python 3.14+: CPU-bound pure Python in
+    subinterpreters of this process), ``"auto"`` or ``"serial"``. ``max_workers=None`` uses
+    the CPUs this process may use. ``chunksize=None`` sizes chunks by measuring the tasks.
+    ``ordered=False`` returns results in completion order. ``progress=True`` shows a tqdm bar.
+    The remaining options are those of :meth:`Executor.imap`: ``retries``, ``retry_on``,
+    ``task_timeout``, ``seed``, ``return_exceptions`` and ``checkpoint`` (a SQLite file that
+    keeps each outcome: run the same call again and it skips what is stored; see
+    :mod:`lightwork.checkpoint`).
 
     >>> import lightwork
     >>> lightwork.map(abs, [-3, -2, -1], backend="threads")

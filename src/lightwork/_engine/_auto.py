@@ -9,7 +9,14 @@ switch interval (5 ms), when they release it (NumPy, I/O, sleeping) it wakes on 
 * the tasks mostly wait (CPU time well below wall time: I/O, sleeping) -> threads;
 * they compute with the GIL released, or the interpreter is free-threaded -> threads;
 * otherwise a cost model compares serial with a process pool (start-up, plus per-task
-  transfer, against the compute spread over the workers) -> serial or processes.
+  transfer, against the compute spread over the workers) -> serial or processes; on Python
+  3.14+ subinterpreters (``backend="interpreters"``) take the process pool's place where the
+  work can go there: the function, pickled as it would travel, the first probed argument and
+  the modules the function's own code imports all load in a fresh subinterpreter (which
+  imports the function's module there: a module that imports NumPy, or any extension without
+  subinterpreter support, fails it). They start faster and run the same pure-Python work in
+  parallel; where the work can't go there, the reason is part of the choice's. (What other
+  functions it calls import only as they run is not checked.)
 
 The watcher holds the GIL for microseconds at a time, so the probe runs at full speed.
 :func:`choose` is the pure policy, tested without running anything.
@@ -25,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._core._options import INTERPRETERS_PYTHON
 from .._core._run import run_chunk
 from .._core._tasks import Job
 
@@ -40,6 +48,9 @@ GIL_HELD_LATENESS = 0.2
 # small int, measured with bench/bench_core.py).
 PROCESS_STARTUP_SECONDS = 0.05
 PROCESS_TASK_OVERHEAD_SECONDS = 0.3e-6
+# Subinterpreters: a pool of 2 starts in ~20 ms here (bench/bench_interpreters.py), and a task
+# pays the same pickling both ways as on processes.
+INTERPRETER_STARTUP_SECONDS = 0.02
 
 
 def choose(
@@ -53,8 +64,12 @@ def choose(
     processes_warm: bool = False,
     free_threaded: bool = False,
     serial_allowed: bool = True,
+    interpreters: bool = False,
 ) -> tuple[str, str]:
     """The backend for the rest of a job, and the reason, from what the probe measured.
+
+    ``interpreters``: the work can run in subinterpreters here (Python 3.14+, and it loads
+    there): they replace processes for CPU-bound work that holds the GIL.
 
     >>> choose(seconds_per_task=0.01, cpu_share=0.02, gil_held=False, remaining=400,
     ...        workers=2, exhausted=False)[0]
@@ -65,6 +80,9 @@ def choose(
     >>> choose(seconds_per_task=1e-7, cpu_share=1.0, gil_held=True, remaining=200_000,
     ...        workers=2, exhausted=False)[0]
     'serial'
+    >>> choose(seconds_per_task=0.01, cpu_share=1.0, gil_held=True, remaining=400,
+    ...        workers=2, exhausted=False, interpreters=True)[0]
+    'interpreters'
     """
     per_task_ms = seconds_per_task * 1e3
     if exhausted:
@@ -84,16 +102,21 @@ def choose(
         return "threads", f"tasks compute with the GIL released ({per_task_ms:.3g} ms a task)"
     n = remaining if remaining is not None else 10**9  # unknown length: assume a long job
     serial_time = n * seconds_per_task
-    startup = 0.0 if processes_warm else PROCESS_STARTUP_SECONDS
-    process_time = startup + n * (seconds_per_task / workers + PROCESS_TASK_OVERHEAD_SECONDS)
-    if serial_allowed and serial_time <= process_time:
+    if interpreters:
+        pool, startup = "interpreters", INTERPRETER_STARTUP_SECONDS
+        where = f"{workers} subinterpreters (each with its own GIL)"
+    else:
+        pool, startup = "processes", 0.0 if processes_warm else PROCESS_STARTUP_SECONDS
+        where = f"{workers} processes"
+    pool_time = startup + n * (seconds_per_task / workers + PROCESS_TASK_OVERHEAD_SECONDS)
+    if serial_allowed and serial_time <= pool_time:
         return "serial", (
             f"{n:,} tasks of {per_task_ms:.3g} ms take ~{serial_time:.3g} s serially, "
-            f"no more than ~{process_time:.3g} s on a process pool with its overheads"
+            f"no more than ~{pool_time:.3g} s on a {pool} pool with its overheads"
         )
-    return "processes", (
+    return pool, (
         f"CPU-bound Python holding the GIL ({per_task_ms:.3g} ms a task): "
-        f"~{process_time:.3g} s on {workers} processes against ~{serial_time:.3g} s serially"
+        f"~{pool_time:.3g} s on {where} against ~{serial_time:.3g} s serially"
     )
 
 
@@ -184,3 +207,19 @@ def probe(
 def is_free_threaded() -> bool:
     check: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
     return check is not None and not check()
+
+
+def interpreters_available() -> bool:
+    """Whether this Python has subinterpreters with their own GIL (3.14+)."""
+    return sys.version_info >= INTERPRETERS_PYTHON
+
+
+def interpreters_refusal(job: Job, sample: list[Any]) -> str | None:
+    """Why the job's function or its first argument cannot go to a subinterpreter, or None.
+
+    Tried for real in a fresh subinterpreter (~10-20 ms), once per function: the verdict is
+    kept for the function's pickle (arguments of one function are alike, as a rule).
+    """
+    from .._backends._interpreters._backend import refusal
+
+    return refusal(job, sample)

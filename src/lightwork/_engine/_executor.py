@@ -81,8 +81,10 @@ class Executor(concurrent.futures.Executor):
     """Runs calls on a pool of workers: a drop-in for ``ProcessPoolExecutor``.
 
     ``backend`` is ``"processes"`` (default), ``"threads"``, ``"serial"`` (in the caller's
-    thread: the reference semantics), ``"auto"`` (chosen per call by timing its first tasks)
-    or ``"dask"`` (a Dask cluster: ``address=`` of a scheduler, ``client=``, or a local one).
+    thread: the reference semantics), ``"interpreters"`` (Python 3.14+: subinterpreters of this
+    process, each with its own GIL; see docs/howto/interpreters.md), ``"auto"`` (chosen per
+    call by timing its first tasks) or ``"dask"`` (a Dask cluster: ``address=`` of a
+    scheduler, ``client=``, or a local one).
     ``max_workers=None`` uses the CPUs this process may actually use. A crashed worker is
     replaced and its task retried up to ``retries`` times (a death inside a chunk of several
     tasks first re-runs that chunk, naming each task, to find the culprit: that run is not
@@ -518,7 +520,14 @@ class Executor(concurrent.futures.Executor):
         probe runs from that task.)"""
         # Imported here: the probe and its cost model are not needed by any other backend.
         from .._core._stats import AutoChoice
-        from ._auto import choose, is_free_threaded, probe, threads_for
+        from ._auto import (
+            choose,
+            interpreters_available,
+            interpreters_refusal,
+            is_free_threaded,
+            probe,
+            threads_for,
+        )
 
         try:
             first = seq = 0
@@ -546,7 +555,8 @@ class Executor(concurrent.futures.Executor):
                 exhausted = exhausted and run is not None and run.drained
             remaining = None if flow.total is None else flow.total - first - n
             cpu_share = cpu / wall if wall > 0 else 1.0
-            backend_name, reason = choose(
+            measured = functools.partial(
+                choose,
                 seconds_per_task=wall / max(n, 1),
                 cpu_share=cpu_share,
                 gil_held=gil_held,
@@ -557,6 +567,12 @@ class Executor(concurrent.futures.Executor):
                 free_threaded=is_free_threaded(),
                 serial_allowed=job.options.task_timeout is None,
             )
+            backend_name, reason = measured(interpreters=interpreters_available())
+            if backend_name == "interpreters":  # worth it: can the work go there?
+                refused = interpreters_refusal(job, args[:1])
+                if refused is not None:
+                    backend_name, reason = measured(interpreters=False)
+                    reason += f" (not subinterpreters: {refused})"
             backend = None
             if not exhausted:
                 threads = None

@@ -12,6 +12,10 @@ and a contender whose results differ from lightwork's is flagged. A contender th
 a row saying so, and the command exits 1 naming it.
 
     lightwork bench tiny pi-python --max-workers 2 --repeat 3
+
+On Python 3.14+ lightwork's interpreters backend and the standard library's
+InterpreterPoolExecutor run too; where a workload needs NumPy, which cannot load in a
+subinterpreter, their rows are skipped with that reason.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import difflib
 import json
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -51,20 +56,36 @@ class BenchRow:
 
 
 def contenders(workers: int) -> dict[str, Callable[[], AbstractContextManager[Runner]]]:
-    """Name -> a context manager giving a warm runner; the first is the reference."""
-    return {
+    """Name -> a context manager giving a warm runner; the first is the reference. On Python
+    3.14+ subinterpreters join: lightwork's and the standard library's pool of them."""
+    made: dict[str, Callable[[], AbstractContextManager[Runner]]] = {
         "lightwork processes": lambda: peers.lightwork_pool(workers, "processes"),
         "lightwork threads": lambda: peers.lightwork_pool(workers, "threads"),
-        "lightwork auto": lambda: peers.lightwork_pool(workers, "auto"),
-        "multiprocessing.Pool": lambda: peers.mp_pool(workers, "forkserver"),
-        "ProcessPoolExecutor, chunksize 1": lambda: peers.ppe_pool(workers, "forkserver"),
-        "ProcessPoolExecutor, chunksize n/4w": lambda: _tuned(
-            peers.ppe_pool(workers, "forkserver"), workers
-        ),
-        "ThreadPoolExecutor": lambda: peers.tpe_pool(workers),
-        "joblib": lambda: peers.joblib_pool(workers),
-        "mpire": lambda: peers.mpire_pool(workers, "forkserver"),
     }
+    if sys.version_info >= (3, 14):
+        made["lightwork interpreters"] = lambda: peers.lightwork_pool(workers, "interpreters")
+    return (
+        made
+        | {
+            "lightwork auto": lambda: peers.lightwork_pool(workers, "auto"),
+            "multiprocessing.Pool": lambda: peers.mp_pool(workers, "forkserver"),
+            "ProcessPoolExecutor, chunksize 1": lambda: peers.ppe_pool(workers, "forkserver"),
+            "ProcessPoolExecutor, chunksize n/4w": lambda: _tuned(
+                peers.ppe_pool(workers, "forkserver"), workers
+            ),
+            "ThreadPoolExecutor": lambda: peers.tpe_pool(workers),
+            "joblib": lambda: peers.joblib_pool(workers),
+            "mpire": lambda: peers.mpire_pool(workers, "forkserver"),
+        }
+        | _interpreter_peers(workers)
+    )
+
+
+def _interpreter_peers(workers: int) -> dict[str, Callable[[], AbstractContextManager[Runner]]]:
+    if sys.version_info < (3, 14):
+        return {}
+    # One Interpreter.call per item: timed on a subset, as the other per-task pool is.
+    return {"InterpreterPoolExecutor, chunksize 1": lambda: peers.ipe_pool(workers)}
 
 
 @contextmanager
@@ -143,8 +164,8 @@ def _measure(
                 started = time.perf_counter()
                 results = run(fn, subset)
                 times.append((time.perf_counter() - started) * len(data) / len(subset))
-    except ImportError as error:
-        return _Timed([], note=f"skipped: {error}")
+    except ImportError as error:  # (NumPy's own message runs to 20 lines: its last says why)
+        return _Timed([], note=f"skipped: {str(error).strip().splitlines()[-1]}")
     except Exception as error:  # a peer's failure is a finding: report it, time the others
         return _Timed([], note=f"failed: {type(error).__name__}: {error}", failed=True)
     if len(subset) < len(data):

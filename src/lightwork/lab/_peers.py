@@ -19,6 +19,7 @@ from .._engine._executor import Executor
 
 __all__ = [
     "Runner",
+    "ipe_pool",
     "joblib_pool",
     "lightwork_pool",
     "mp_pool",
@@ -99,6 +100,20 @@ def ppe_pool(workers: int, start_method: str) -> Iterator[Runner]:
 def tpe_pool(workers: int) -> Iterator[Runner]:
     """``concurrent.futures.ThreadPoolExecutor.map`` (it has no chunks: ``chunksize`` is unused)."""
     with concurrent.futures.ThreadPoolExecutor(workers) as executor:
+
+        def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
+            return list(executor.map(fn, items))
+
+        yield Runner(run)
+
+
+@contextmanager
+def ipe_pool(workers: int) -> Iterator[Runner]:
+    """``concurrent.futures.InterpreterPoolExecutor.map`` (Python 3.14+): one call per item."""
+    executor_type: Any = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
+    if executor_type is None:
+        raise ImportError("InterpreterPoolExecutor needs Python 3.14")
+    with executor_type(workers) as executor:
 
         def run(fn: Callable[[Any], Any], items: Sequence[Any], chunksize: int | None) -> list[Any]:
             return list(executor.map(fn, items))

@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..._core._errors import ExecutorShutdownError, LightworkError
+from ..._core._errors import ExecutorShutdownError, InvalidOptionError, LightworkError
 from ..._core._tasks import Attempt, Job, copy_error
 from .._base import Backend
 from .._pickling import interactive_main
@@ -131,6 +131,8 @@ class ProcessBackend(Backend):
     def submit(self, attempt: Attempt) -> None:
         if _interpreter_exiting:
             raise ExecutorShutdownError("cannot schedule new futures after interpreter shutdown")
+        if self.start_method == "fork":
+            _check_no_subinterpreters()
         if self._inbox.closing:  # shutdown() or terminate()
             raise ExecutorShutdownError("cannot submit work: the executor has been shut down")
         broken = self._supervisor.broken
@@ -164,6 +166,8 @@ class ProcessBackend(Backend):
     def start_workers(self) -> None:
         if self._inbox.closing:
             raise ExecutorShutdownError("cannot start workers: the executor has been shut down")
+        if self.start_method == "fork":
+            _check_no_subinterpreters()
         all_ready = self._supervisor.all_ready
         all_ready.clear()  # before asking: the supervisor sets it once they all are
         self._inbox.start_all = True
@@ -233,6 +237,22 @@ class ProcessBackend(Backend):
         # The thread holds the backend, and so keeps it among _live_backends: a pool dropped
         # with work in hand finishes it, and is still stopped at exit.
         self._supervisor.run()
+
+
+def _check_no_subinterpreters() -> None:
+    """Refuse to fork while this process has subinterpreters (a backend="interpreters" pool):
+    on Python 3.14 a child forked then crashes (SIGSEGV) as it starts."""
+    interpreters = sys.modules.get("concurrent.interpreters")
+    if interpreters is None:
+        return
+    others = len(interpreters.list_all()) - 1
+    if others > 0:
+        raise InvalidOptionError(
+            f"start_method='fork' cannot start workers while this process has {others} "
+            "subinterpreter(s) (a backend='interpreters' pool, or auto's choice of one): a "
+            "child forked then crashes as it starts; use the default start method "
+            "(forkserver) or spawn, or shut that pool down first"
+        )
 
 
 def _announce_released(tokens: frozenset[int]) -> None:

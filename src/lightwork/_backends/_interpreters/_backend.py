@@ -1,0 +1,365 @@
+"""The interpreters backend, as the executor sees it: the threads backend's pool, queue and
+watchdog, where each worker thread owns a subinterpreter and runs its tasks there.
+
+    submit(attempt) --> queue --> worker thread: pickle the args (and the function, the first
+                                  time its guest needs it) --pipe--> the guest thread in its
+                                  subinterpreter runs them (see _guest; its own GIL: they run
+                                  Python in parallel) --pipe--> unpickle the outcome: values,
+                                  errors with the worker's traceback as __cause__
+                                  --> chunk.resolve()
+
+A worker thread waits on its pipe with the caller's GIL released, so the caller's thread and
+every guest run Python at the same time, as processes do, without starting any process. A
+guest that stops unexpectedly breaks the pool (BrokenWorkerError), as a thread pool's failed
+initializer does: nothing submitted waits forever.
+What it cannot do that processes can (said in docs/howto/interpreters.md, and tested):
+
+* a task that crashes the interpreter (a segfault, ``os.abort()``) ends the whole process;
+* ``task_timeout`` cannot stop a running task: as on threads, the task fails at its deadline,
+  the rest of its chunk goes to a new worker, and the stuck one runs on, abandoned;
+* extension modules that do not support subinterpreters (NumPy among them) do not load there:
+  the task fails with :class:`SubinterpreterImportError`, which names the module.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import pickle
+import re
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ..._core._errors import BrokenWorkerError, SerializationError, SubinterpreterImportError
+from ..._core._run import Call, Star, add_task_note
+from ..._core._tasks import Attempt, Job, copy_error
+from .._pickling import decode_error, dumps, dumps_by_value, dumps_function, interactive_main
+from .._threads import ThreadBackend, _ThreadWorker
+from . import _guest
+
+# What CPython says when a single-phase-init extension module is imported in a subinterpreter
+# (NumPy wraps it in its own ImportError, quoting it as the "Original error").
+_UNSUPPORTED = re.compile(r"module ([\w.]+) does not support loading in subinterpreters")
+
+
+def unsupported_module(text: str) -> str | None:
+    """The extension module that could not load in a subinterpreter, if ``text`` (an error's
+    message or traceback) says one could not."""
+    found = _UNSUPPORTED.search(text)
+    return found.group(1) if found else None
+
+
+def subinterpreter_error(module: str, cause: BaseException | None) -> SubinterpreterImportError:
+    error = SubinterpreterImportError(
+        f"the extension module {module} does not support subinterpreters, so it cannot be "
+        "imported in a worker of backend='interpreters'; use backend='processes'",
+        name=module,
+    )
+    error.__cause__ = cause
+    return error
+
+
+class _InterpreterWorker(_ThreadWorker):
+    """A worker thread and the subinterpreter it owns, whose guest thread it feeds by pipe."""
+
+    backend: InterpreterBackend
+
+    def __init__(self, backend: ThreadBackend, number: int, first: Attempt | None = None) -> None:
+        super().__init__(backend, number, first)
+        self.thread.name = f"lightwork-interpreter-{number}"
+        self.interpreter: Any = None
+        self.guest: threading.Thread | None = None
+        self.to_guest = self.from_guest = -1  # this side's ends of the two pipes
+        self.sent: OrderedDict[int, None] = OrderedDict()  # spec ids the guest holds
+
+    def start_up(self) -> None:
+        import concurrent.interpreters as interpreters  # type: ignore[import-not-found,unused-ignore]
+
+        backend = self.backend
+        try:
+            self.interpreter = _create(interpreters)
+            guest_in, self.to_guest = os.pipe()
+            self.from_guest, guest_out = os.pipe()
+            setup = dumps((backend.main_path, backend.init_payload))
+            try:
+                self.guest = self.interpreter.call_in_thread(
+                    _guest.serve, guest_in, guest_out, setup
+                )
+            except BaseException:
+                os.close(guest_in)
+                os.close(guest_out)
+                raise
+            kind, _, _, body = self._receive()
+        except BaseException as error:  # not the initializer's fault: say what broke
+            broken = BrokenWorkerError(
+                f"a subinterpreter worker could not start: {error!r} (the cause)"
+            )
+            broken.__cause__ = error
+            raise broken from error
+        if kind == _guest.INIT_FAILED:
+            raise _decoded(pickle.loads(body))
+
+    def finish(self) -> None:
+        """Stop the guest thread, then close its interpreter (in this thread, which made it)."""
+        if self.guest is not None:
+            try:
+                _guest.write(self.to_guest, _guest.REQUEST.pack(_guest.STOP, 0, 0, 0, 0))
+            except OSError:
+                pass  # it is gone already
+            self.guest.join()
+        for fd in (self.to_guest, self.from_guest):
+            if fd >= 0:
+                os.close(fd)
+        self.to_guest = self.from_guest = -1
+        interpreter, self.interpreter = self.interpreter, None
+        if interpreter is not None:
+            interpreter.close()
+
+    def run_tasks(
+        self, job: Job, indices: range, args: list[Any]
+    ) -> tuple[list[Any], dict[int, BaseException], float]:
+        started = time.perf_counter()
+        try:
+            payload = dumps(args)
+        except Exception:
+            try:
+                payload = dumps_by_value(args)
+            except Exception as error:
+                if len(args) == 1:
+                    return [None], {0: _unpicklable(indices[0], error)}, 0.0
+                return self._one_by_one(job, indices, args)  # fail only the tasks at fault
+        try:
+            kind, compute, deserialize, body = self._run_payload(job, indices, payload)
+        except (OSError, EOFError) as error:  # its guest is gone: nothing here can run
+            broken = BrokenWorkerError(
+                f"the subinterpreter of worker {self.counters.worker} stopped unexpectedly "
+                f"({error!r}): the pool is broken"
+            )
+            self.backend.break_on(broken)
+            return [None] * len(args), {p: copy_error(broken) for p in range(len(args))}, 0.0
+        if kind == _guest.BAD_INPUT:
+            what, text = pickle.loads(body)
+            if what == "its arguments" and len(args) > 1:
+                return self._one_by_one(job, indices, args)  # to find the task at fault
+            return self._fail_all(indices, what, text)
+        values, encoded = pickle.loads(body)
+        errors: dict[int, BaseException] = {}
+        for position, remote in encoded.items():
+            errors[position] = _decoded(remote)
+            add_task_note(errors[position], indices[position])
+        counters = self.counters
+        counters.deserialize += deserialize
+        counters.serialize += time.perf_counter() - started - compute - deserialize
+        return values, errors, compute
+
+    def _run_payload(
+        self, job: Job, indices: range, payload: bytes
+    ) -> tuple[int, float, float, bytes]:
+        """Send one attempt to the guest, with the function if it lacks it; its outcome."""
+        header = dumps((job.entropy, indices))
+        spec_id = job.spec_id
+        spec = b"" if spec_id in self.sent else job.fn_payload or b""
+        outcome = self._request(spec_id, spec, header, payload)
+        if outcome[0] == _guest.MISSING:  # it evicted the function: send it again
+            outcome = self._request(spec_id, job.fn_payload or b"", header, payload)
+        self.sent[spec_id] = None
+        self.sent.move_to_end(spec_id)
+        if len(self.sent) > _guest.SPEC_CACHE_SIZE:
+            self.sent.popitem(last=False)
+        return outcome
+
+    def _request(
+        self, spec_id: int, spec: bytes, header: bytes, payload: bytes
+    ) -> tuple[int, float, float, bytes]:
+        head = _guest.REQUEST.pack(_guest.RUN, spec_id, len(spec), len(header), len(payload))
+        _guest.write(self.to_guest, head + spec + header)
+        _guest.write(self.to_guest, payload)
+        return self._receive()
+
+    def _receive(self) -> tuple[int, float, float, bytes]:
+        """The guest's next outcome; EOFError if the guest is gone."""
+        kind, compute, deserialize, size = _guest.OUTCOME.unpack(
+            _guest.receive(self.from_guest, _guest.OUTCOME.size)
+        )
+        return kind, compute, deserialize, _guest.receive(self.from_guest, size)
+
+    def _one_by_one(
+        self, job: Job, indices: range, args: list[Any]
+    ) -> tuple[list[Any], dict[int, BaseException], float]:
+        values: list[Any] = []
+        errors: dict[int, BaseException] = {}
+        compute = 0.0
+        for position, arg in enumerate(args):
+            got, failed, seconds = self.run_tasks(job, indices[position : position + 1], [arg])
+            values += got
+            compute += seconds
+            if 0 in failed:
+                errors[position] = failed[0]
+        return values, errors, compute
+
+    def _fail_all(
+        self, indices: range, what: str, text: str
+    ) -> tuple[list[Any], dict[int, BaseException], float]:
+        errors: dict[int, BaseException] = {}
+        for position, index in enumerate(indices):
+            module = unsupported_module(text)
+            error: BaseException
+            if module is not None:
+                error = subinterpreter_error(module, _remote(text))
+            else:
+                error = SerializationError(
+                    f"task {index}: {what} could not be unpickled in the subinterpreter: {text}"
+                )
+            add_task_note(error, index)
+            errors[position] = error
+        return [None] * len(indices), errors, 0.0
+
+
+class InterpreterBackend(ThreadBackend):
+    """Worker threads, each running its tasks in a subinterpreter of its own (Python 3.14+)."""
+
+    name = "interpreters"
+    worker_class = _InterpreterWorker
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        super().__init__(max_workers)
+        # (The threads backend's own initializer is left unset: it runs in the interpreter.)
+        self.init_payload = None if initializer is None else dumps_function((initializer, initargs))
+        self.main_path = _main_path()
+        self._spec_ids = itertools.count()
+        self._specs: OrderedDict[bytes, int] = OrderedDict()  # a pickled spec -> its id
+        self._specs_lock = threading.Lock()
+
+    def prepare(self, job: Job) -> None:
+        """Pickle the job's function and retry policy; each interpreter unpickles it once."""
+        spec = (job.fn, job.retries, job.retry_on)
+        try:
+            payload = dumps_function(spec)
+        except Exception as error:
+            fn = job.fn.fn if isinstance(job.fn, Star | Call) else job.fn
+            message = f"the function {fn!r} could not be pickled: {error}"
+            raise SerializationError(message) from error
+        with self._specs_lock:
+            found = self._specs.get(payload)
+            if found is None:
+                found = self._specs[payload] = next(self._spec_ids)
+                if len(self._specs) > _guest.SPEC_CACHE_SIZE:
+                    self._specs.popitem(last=False)
+            else:
+                self._specs.move_to_end(payload)
+        job.spec_id, job.fn_payload = found, payload
+
+
+def _decoded(encoded: tuple[bytes | None, str, str]) -> BaseException:
+    """A task's exception as its own type with the worker's traceback as __cause__; an import
+    that failed for want of subinterpreter support becomes a SubinterpreterImportError."""
+    error = decode_error(encoded)
+    module = unsupported_module(encoded[2])
+    return error if module is None else subinterpreter_error(module, error)
+
+
+def _remote(text: str) -> BaseException:
+    from ..._core._errors import RemoteTraceback
+
+    return RemoteTraceback(text)
+
+
+def _unpicklable(index: int, cause: BaseException) -> BaseException:
+    error = SerializationError(f"the arguments of task {index} could not be pickled: {cause}")
+    error.__cause__ = cause
+    add_task_note(error, index)
+    return error
+
+
+def _create(interpreters: Any) -> Any:
+    """A new subinterpreter that imports what this one can: the caller's sys.path (a script's
+    folder, a path added at run time), set before anything of lightwork's is unpickled there."""
+    interpreter = interpreters.create()
+    try:
+        interpreter.exec(f"import sys; sys.path[:] = {list(sys.path)!r}")
+    except BaseException:
+        interpreter.close()
+        raise
+    return interpreter
+
+
+def _main_path() -> str | None:
+    """The caller's script, which the guests run as __mp_main__ when a function of it travels
+    by reference (None in a session: what it defines travels by value); results of its
+    classes come back under that name, which stands for __main__ here too."""
+    main = sys.modules.get("__main__")
+    if main is not None:
+        sys.modules.setdefault("__mp_main__", main)
+    return None if interactive_main() else getattr(main, "__file__", None)
+
+
+# Verdicts of refusal(), by the function's pickle: a subinterpreter is made once per function.
+_verdicts: OrderedDict[bytes, str | None] = OrderedDict()
+_VERDICTS_KEPT = 64
+
+
+def refusal(job: Job, sample: list[Any]) -> str | None:
+    """Why the job's function, ``sample`` (its first arguments) or a module that the
+    function's own code imports cannot go to a subinterpreter, tried in a fresh one; None if
+    they can. For ``backend="auto"``."""
+    try:
+        spec = dumps_function((job.fn, job.retries, job.retry_on))
+    except Exception as error:
+        return f"the function does not pickle: {error}"
+    if spec in _verdicts:
+        return _verdicts[spec]
+    try:
+        args = dumps(sample)
+    except Exception:
+        try:
+            args = dumps_by_value(sample)
+        except Exception as error:
+            return f"its arguments do not pickle: {error}"
+    import concurrent.interpreters as interpreters  # type: ignore[import-not-found,unused-ignore]
+
+    interpreter = _create(interpreters)
+    try:
+        imports = imported_by(job.fn)
+        text: str = interpreter.call(_guest.check, _main_path(), spec, args, imports)
+    finally:
+        interpreter.close()
+    verdict = None
+    if text:
+        module = unsupported_module(text)
+        last = text.strip().splitlines()[-1]
+        verdict = f"{module} cannot load in a subinterpreter" if module else last
+    _verdicts[spec] = verdict
+    if len(_verdicts) > _VERDICTS_KEPT:
+        _verdicts.popitem(last=False)
+    return verdict
+
+
+def imported_by(fn: Any) -> tuple[str, ...]:
+    """The modules ``fn``'s own code imports as it runs (``import numpy`` inside a function),
+    read from its bytecode: what a task would import in a subinterpreter, beyond its module."""
+    while isinstance(fn, Star | Call | functools.partial):
+        fn = fn.func if isinstance(fn, functools.partial) else fn.fn
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return ()
+    import dis
+
+    names: list[str] = []
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        for instruction in dis.get_instructions(current):
+            if instruction.opname == "IMPORT_NAME" and isinstance(instruction.argval, str):
+                names.append(instruction.argval)
+        pending += [c for c in current.co_consts if hasattr(c, "co_code")]
+    return tuple(dict.fromkeys(names))
