@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +121,30 @@ def test_resuming_runs_the_gaps_between_stored_runs(backend: str, tmp_path: Path
     again = lightwork.map(logged_failing_at_some, items, backend=backend, checkpoint=path)
     assert again == [i * i for i in range(200)]
     assert sorted(runs(log)[before:]) == sorted(FAILING)  # only the failed tasks ran again
+
+
+def thread_after_a_nap(_: int) -> int:
+    time.sleep(0.002)  # (mostly waiting: auto chooses threads)
+    return threading.get_ident()
+
+
+def test_auto_with_a_checkpoint_reads_lazily_and_runs_in_parallel(tmp_path: Path) -> None:
+    read = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal read
+        for i in range(5000):
+            read += 1
+            yield i
+
+    path = tmp_path / "run.db"
+    with lightwork.Executor(2, backend="auto") as executor:
+        stream = executor.imap(thread_after_a_nap, numbers(), checkpoint=path)
+        next(stream)
+        assert read < 100  # not thousands read ahead before the probe
+        idents = {next(stream) for _ in range(150)}
+        stream.close()
+    assert len(idents - {threading.get_ident()}) >= 2  # not one chunk on one worker
 
 
 async def async_square(x: int) -> int:

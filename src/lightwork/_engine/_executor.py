@@ -526,14 +526,16 @@ class Executor(concurrent.futures.Executor):
             pending = None
             if run is not None:
                 while True:
-                    pieces, ended = run.take(items, first, REPLAY_BATCH)
+                    # (read no further ahead than outcomes are stored: the rest is the probe's)
+                    ahead = min(REPLAY_BATCH, max(1, run.stored_end - first))
+                    pieces, ended = run.take(items, first, ahead)
                     while pieces and pieces[0][2] is not None:
                         chunk = _stored_chunk(job, seq, pieces.pop(0))
                         seq += 1
                         first += len(chunk)
                         yield chunk
                     if pieces:
-                        run.hold(pieces, ended)
+                        run.hold(pieces)
                     if pieces or ended:
                         break
                 probe_items = pending = run.pending_items(items, first)

@@ -134,7 +134,6 @@ class CheckpointRun:
         self._writer: _Writer | None = None  # started at the first commit
         self._write_failed = False
         self._held: list[Piece] = []
-        self._held_end = False
         self.input_ended = False
         self._row_cache: tuple[int, int, list[Any], dict[int, Any]] | None = None
         now = time.time()
@@ -183,8 +182,8 @@ class CheckpointRun:
         """Read up to ``n`` items (the first has index ``first``): the pieces to run or replay,
         and whether the input has ended."""
         if self._held:
-            pieces, self._held = self._held, []
-            return pieces, self._held_end
+            pieces, self._held = _first_items(self._held, n)
+            return pieces, self.input_ended and not self._held
         batch = list(itertools.islice(items, n))
         exhausted = len(batch) < n
         if batch:
@@ -195,14 +194,18 @@ class CheckpointRun:
         return self._split(first, batch), exhausted
 
     @property
+    def stored_end(self) -> int:
+        """No index from this one on has a stored outcome."""
+        return len(self._outcomes)
+
+    @property
     def drained(self) -> bool:
         """The input has ended and every piece read was taken."""
         return self.input_ended and not self._held
 
-    def hold(self, pieces: list[Piece], exhausted: bool) -> None:
-        """Give back pieces taken but not used: the next ``take`` returns them."""
-        self._held = pieces
-        self._held_end = exhausted
+    def hold(self, pieces: list[Piece]) -> None:
+        """Give back pieces taken but not used: the next ``take`` returns them first."""
+        self._held = pieces + self._held
 
     def pending_items(self, items: Iterator[Any], first: int) -> PendingItems:
         """The input from index ``first`` for as long as its tasks are to run (the ``auto``
@@ -500,8 +503,29 @@ class PendingItems(Iterator[Any]):
             pieces.append((self.index, self._buffer[::-1], None))
         pieces += self._rest
         self._buffer, self._rest = [], []
-        if pieces or self._ended:
-            self._run.hold(pieces, self._ended)
+        if pieces:
+            self._run.hold(pieces)
+
+
+def _first_items(pieces: list[Piece], n: int) -> tuple[list[Piece], list[Piece]]:
+    """(the first ``n`` items' pieces, the rest): a piece that straddles ``n`` is cut in two,
+    so a chunk made of a piece is never larger than the ``n`` its sizer asked for."""
+    taken: list[Piece] = []
+    for position, (first, items, stored) in enumerate(pieces):
+        if len(items) >= n:
+            if len(items) == n:
+                return [*taken, pieces[position]], pieces[position + 1 :]
+            head: Any = None
+            tail: Any = None
+            if stored is not None:
+                values, errors = stored
+                head = (values[:n], {p: e for p, e in errors.items() if p < n})
+                tail = (values[n:], {p - n: e for p, e in errors.items() if p >= n})
+            rest: list[Piece] = [(first + n, items[n:], tail), *pieces[position + 1 :]]
+            return [*taken, (first, items[:n], head)], rest
+        taken.append((first, items, stored))
+        n -= len(items)
+    return taken, []
 
 
 def _close(db: Any, lock: Lock, writers: list[_Writer]) -> None:
