@@ -147,6 +147,32 @@ def test_auto_with_a_checkpoint_reads_lazily_and_runs_in_parallel(tmp_path: Path
     assert len(idents - {threading.get_ident()}) >= 2  # not one chunk on one worker
 
 
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_a_loop_broken_early_keeps_the_results_finished_but_not_consumed(
+    backend: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    path = tmp_path / "run.db"
+    items = [(i, str(log)) for i in range(200)]
+    stream = lightwork.imap(logged_square, items, backend=backend, checkpoint=path, chunksize=2)
+    for index, _ in enumerate(stream):
+        if index == 3:
+            settled = settle(log)
+            break
+    stream.close()
+    assert len(settled) > 4
+    assert sorted(lightwork.checkpoint.load(path).results) == sorted(settled)
+
+
+def settle(log: Path) -> list[int]:
+    """The tasks logged once those sent so far have all finished (the log stops growing)."""
+    seen = -1
+    while len(runs(log)) != seen:
+        seen = len(runs(log))
+        time.sleep(0.2)
+    return runs(log)
+
+
 async def async_square(x: int) -> int:
     return x * x
 

@@ -728,7 +728,13 @@ class Executor(concurrent.futures.Executor):
                     in_flight -= 1
                     yield held.pop(next_seq)
                     next_seq += 1
+        except GeneratorExit:  # the caller stopped early (break, close())
+            if run is not None:
+                _record_finished(job, run, replayed)
+            raise
         except KeyboardInterrupt:
+            if run is not None:
+                _record_finished(job, run, replayed)
             self.terminate()  # one Ctrl-C stops every worker, not just this call
             raise
         finally:
@@ -759,6 +765,18 @@ class Executor(concurrent.futures.Executor):
 
 # Input items read at a time when outcomes are only replayed from a checkpoint.
 REPLAY_BATCH = 4096
+
+
+def _record_finished(job: StreamJob, run: CheckpointRun, replayed: set[int]) -> None:
+    """Keep the chunks that finished but were not consumed: a call stopped early resumes
+    without running them again."""
+    while True:
+        try:
+            done = job.done.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(done, Chunk) and done.seq not in replayed:
+            run.record(done)
 
 
 def _stored_chunk(job: StreamJob, seq: int, piece: Any) -> Chunk:
