@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -310,8 +310,44 @@ def test_a_changed_function_body_is_noticed(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
     exec("def f(x):\n    return x + 2\n", namespace)
-    with pytest.raises(lightwork.CheckpointMismatchError, match="code has changed"):
+    with pytest.raises(lightwork.CheckpointMismatchError, match="have changed since"):
         lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
+
+
+def multiply_by(k: int) -> Callable[[int], int]:
+    def times(x: int) -> int:
+        return x * k
+
+    return times
+
+
+def test_a_closure_over_another_value_is_another_function(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    assert lightwork.map(multiply_by(2), range(3), backend="threads", checkpoint=path) == [0, 2, 4]
+    with pytest.raises(lightwork.CheckpointMismatchError, match="have changed since"):
+        lightwork.map(multiply_by(3), range(3), backend="threads", checkpoint=path)
+    assert lightwork.map(multiply_by(2), range(3), backend="threads", checkpoint=path) == [0, 2, 4]
+
+
+def test_a_function_with_a_set_literal_is_the_same_in_the_next_process(tmp_path: Path) -> None:
+    # (its code holds a frozenset of str, whose order changes with PYTHONHASHSEED)
+    program = tmp_path / "fruit.py"
+    program.write_text(
+        "import sys, lightwork\n"
+        "def is_fruit(word):\n"
+        "    return word in {'apple', 'banana', 'cherry', 'date', 'elderberry'}\n"
+        "print(lightwork.map(is_fruit, ['apple', 'kale'], backend='serial', "
+        "checkpoint=sys.argv[1]))\n"
+    )
+    for hash_seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, str(program), str(tmp_path / "run.db")],
+            env={**os.environ, "PYTHONPATH": SRC, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "[True, False]\n"
 
 
 def test_a_second_user_of_a_checkpoint_is_refused_at_once(tmp_path: Path) -> None:

@@ -53,10 +53,29 @@ def _feed(digest: Any, fn: Any, depth: int) -> None:
     if isinstance(code, types.CodeType):
         digest.update(getattr(function, "__qualname__", "").encode())
         _feed_code(digest, code)
-        try:
-            digest.update(_dumps(getattr(function, "__defaults__", None)))
-        except Exception:
-            digest.update(repr(getattr(function, "__defaults__", None)).encode())
+        defaults = (
+            getattr(function, "__defaults__", None),
+            getattr(function, "__kwdefaults__", None),
+        )
+        _feed_value(digest, defaults)
+        # A closure's values are part of what it computes: make(2) and make(3) differ.
+        for cell in getattr(function, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # (a cell not yet filled)
+                digest.update(b"<empty cell>")
+                continue
+            if callable(value) and not isinstance(value, type):
+                _feed(digest, value, depth + 1)
+            else:
+                _feed_value(digest, value)
+
+
+def _feed_value(digest: Any, value: Any) -> None:
+    try:
+        digest.update(_dumps(value))
+    except Exception:  # (its type is all that can be told the same from run to run)
+        digest.update(repr(type(value)).encode())
 
 
 def _feed_code(digest: Any, code: types.CodeType) -> None:
@@ -66,7 +85,17 @@ def _feed_code(digest: Any, code: types.CodeType) -> None:
         if isinstance(constant, types.CodeType):
             _feed_code(digest, constant)
         else:
-            digest.update(repr(constant).encode())
+            digest.update(_constant_repr(constant).encode())
+
+
+def _constant_repr(constant: object) -> str:
+    """A code constant's repr, the same in every run: ``x in {"a", "b"}`` compiles to a
+    frozenset, whose repr's order follows the per-process hash of str."""
+    if isinstance(constant, frozenset):
+        return "frozenset({" + ", ".join(sorted(map(_constant_repr, constant))) + "})"
+    if isinstance(constant, tuple):
+        return "(" + ", ".join(map(_constant_repr, constant)) + ",)"
+    return repr(constant)
 
 
 _STR_TAG = 1 << 40  # (a CRC-32 is below 1 << 32)

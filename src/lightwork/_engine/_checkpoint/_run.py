@@ -108,11 +108,14 @@ class CheckpointRun:
             raise CheckpointError(f"checkpoint {self.path!r} can't be written: {error}") from error
         afresh = _how_to_start_afresh(self.path)
         if meta["function"] != digest:
-            raise CheckpointMismatchError(
-                f"checkpoint {self.path!r} holds the outcomes of another function "
-                f"({meta['function_name']}; this call runs {name}, or its code has changed "
-                f"since): {afresh}"
-            )
+            if meta["function_name"] == name:
+                what = (
+                    f"the outcomes of {name} as it was: its code, defaults or closure "
+                    "have changed since"
+                )
+            else:
+                what = f"the outcomes of another function ({meta['function_name']}; this call runs {name})"
+            raise CheckpointMismatchError(f"checkpoint {self.path!r} holds {what}: {afresh}")
         stored_seed = None if meta["seed"] is None else int(meta["seed"])
         if stored_seed != seed:
             raise CheckpointMismatchError(
