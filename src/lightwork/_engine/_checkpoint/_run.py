@@ -114,7 +114,8 @@ class CheckpointRun:
                     "have changed since"
                 )
             else:
-                what = f"the outcomes of another function ({meta['function_name']}; this call runs {name})"
+                stored = meta["function_name"]
+                what = f"the outcomes of another function ({stored}; this call runs {name})"
             raise CheckpointMismatchError(f"checkpoint {self.path!r} holds {what}: {afresh}")
         stored_seed = None if meta["seed"] is None else int(meta["seed"])
         if stored_seed != seed:
