@@ -147,6 +147,36 @@ def test_auto_with_a_checkpoint_reads_lazily_and_runs_in_parallel(tmp_path: Path
     assert len(idents - {threading.get_ident()}) >= 2  # not one chunk on one worker
 
 
+def logged_nap_from_600(item: tuple[int, str]) -> int:
+    index, log = item
+    with open(log, "a") as f:
+        f.write(f"{index}\n")
+    if index >= 600:
+        time.sleep(0.002)
+    return index
+
+
+def test_a_resumed_run_sizes_its_chunks_as_a_fresh_one(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    path = tmp_path / "run.db"
+    items = [(i, str(log)) for i in range(3000)]
+    with lightwork.Executor(2, backend="threads") as executor:
+        first = executor.imap(logged_nap_from_600, items, checkpoint=path)
+        for _ in range(600):
+            next(first)
+        first.close()
+        stored = len(lightwork.checkpoint.load(path).results)
+        before = len(settle(log))
+        again = executor.imap(logged_nap_from_600, items, checkpoint=path)
+        for _ in range(stored + 1):  # the stored results, and the first one run again
+            next(again)
+        ran = len(runs(log)) - before
+        again.close()
+    # Replaying stored tasks must not grow the chunks as a run that measured nothing does
+    # (1, 2, 4, ...): the first task to run came in one chunk with hundreds of others.
+    assert ran < 200
+
+
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_a_loop_broken_early_keeps_the_results_finished_but_not_consumed(
     backend: str, tmp_path: Path

@@ -672,7 +672,9 @@ class Executor(concurrent.futures.Executor):
                 max_in_flight = backend.workers * per_worker
                 can_feed = not exhausted and not failed and in_flight < max_in_flight
                 size = 0
-                if can_feed:  # (the sizer counts its calls: ask only when feeding)
+                if can_feed and run is not None:  # stored tasks replay: not the sizer's
+                    size = run.stored_run(fed, REPLAY_BATCH)
+                if can_feed and not size:  # (the sizer counts its calls: ask only to feed)
                     remaining = None if total is None else total - fed
                     size = sizer.next_size(remaining, in_flight, fed - finished)
                 if can_feed and (size or not in_flight):  # size 0: await a measurement

@@ -197,6 +197,21 @@ class CheckpointRun:
             self.input_ended = True
         return self._split(first, batch), exhausted
 
+    def stored_run(self, first: int, most: int) -> int:
+        """How many tasks from index ``first`` on are stored (at most ``most``): they are
+        replayed, not sized into chunks to run."""
+        outcomes = self._outcomes
+        end = min(first + most, len(outcomes))
+        if first >= end:
+            return 0
+        rows = outcomes.row_of[first:end]
+        count = rows.index(0) if 0 in rows else len(rows)
+        if self.rerun_failed:
+            failed = outcomes.failed.find(1, first, first + count)
+            if failed >= 0:
+                count = failed - first
+        return count
+
     @property
     def stored_end(self) -> int:
         """No index from this one on has a stored outcome."""
