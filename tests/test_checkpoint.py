@@ -391,6 +391,26 @@ def test_a_second_user_of_a_checkpoint_is_refused_at_once(tmp_path: Path) -> Non
     assert lightwork.map(abs, range(100), backend="threads", checkpoint=path) == list(range(100))
 
 
+def test_asking_about_a_run_in_its_own_process_keeps_its_sqlite_locks(tmp_path: Path) -> None:
+    # (a descriptor of the file opened and closed here dropped the POSIX locks of the run's
+    # connections: another process's reader, closing, then deleted the WAL under the run)
+    path = tmp_path / "run.db"
+    stream = lightwork.imap(abs, range(1000), backend="threads", checkpoint=path, chunksize=1)
+    for _ in range(10):
+        next(stream)
+    assert lightwork.checkpoint.summary(path).running
+    with pytest.raises(lightwork.CheckpointInUseError):
+        lightwork.map(abs, range(1000), backend="threads", checkpoint=str(path))
+    reader = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('SELECT count(*) FROM meta'); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", reader, str(path)], check=True)
+    assert Path(f"{path}-wal").exists()
+    assert len(lightwork.checkpoint.load(path).results) >= 10
+    assert list(stream) == list(range(10, 1000))
+
+
 def test_the_lock_goes_with_a_sigkilled_holder(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     holder = subprocess.Popen(

@@ -80,6 +80,9 @@ def connect(path: str, *, readonly: bool, check_same_thread: bool = True) -> sql
         if not tables >= _TABLES:
             raise CheckpointError(_not_a_checkpoint(path, "it has no lightwork tables"))
         meta = dict(connection.execute("SELECT key, value FROM meta"))
+    except sqlite3.OperationalError as error:  # (locked, an I/O error: not about its content)
+        connection.close()
+        raise CheckpointError(f"checkpoint {path!r} can't be read: {error}") from error
     except sqlite3.DatabaseError as error:
         connection.close()
         raise CheckpointError(_not_a_checkpoint(path, str(error))) from error
@@ -111,11 +114,34 @@ def _quote(path: str) -> str:
     return quote(path)
 
 
+# The checkpoints whose lock this process holds, by (device, inode). No other descriptor of
+# such a file may be opened and closed here: POSIX locks belong to the process and any close
+# drops them all, SQLite's included, and without them another process's reader, closing,
+# takes itself for the last user and deletes the WAL from under the run.
+_held: set[tuple[int, int]] = set()
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def held_here(path: str) -> bool:
+    """Whether a run in this process holds the lock of the checkpoint at ``path``."""
+    return _file_key(path) in _held
+
+
 class Lock:
     """The writer's exclusive lock on the database file (see the module's docstring)."""
 
     def __init__(self, path: str) -> None:
+        self.fd = -1
         check_directory(path)
+        if held_here(path):
+            raise _in_use(path)
         if os.path.exists(path) and not os.stat(path).st_mode & 0o222:
             # (root could write it anyway: a file marked read-only is meant to stay as it is)
             raise CheckpointError(
@@ -132,17 +158,24 @@ class Lock:
         except OSError as error:
             os.close(self.fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise CheckpointInUseError(
-                    f"checkpoint {path!r} is in use by another run (another process, or "
-                    "another call in this one, holds its lock): wait for it to finish, or "
-                    "use another path"
-                ) from None
+                raise _in_use(path) from None
             raise CheckpointError(f"checkpoint {path!r} can't be locked: {error}") from error
+        status = os.fstat(self.fd)
+        self._key = (status.st_dev, status.st_ino)
+        _held.add(self._key)
 
     def release(self) -> None:
         if self.fd >= 0:
+            _held.discard(self._key)
             os.close(self.fd)  # (closing the descriptor drops the flock)
             self.fd = -1
+
+
+def _in_use(path: str) -> CheckpointInUseError:
+    return CheckpointInUseError(
+        f"checkpoint {path!r} is in use by another run (another process, or another call in "
+        "this one, holds its lock): wait for it to finish, or use another path"
+    )
 
 
 # A reader's probe (lightwork checkpoint PATH asking whether a run is live) holds a shared lock
