@@ -735,9 +735,11 @@ class Executor(concurrent.futures.Executor):
                 _record_finished(job, run, replayed)
             raise
         except KeyboardInterrupt:
-            if run is not None:
-                _record_finished(job, run, replayed)
-            self.terminate()  # one Ctrl-C stops every worker, not just this call
+            try:  # (before the workers are stopped: what finished before the Ctrl-C)
+                if run is not None:
+                    _record_finished(job, run, replayed)
+            finally:
+                self.terminate()  # one Ctrl-C stops every worker, not just this call
             raise
         finally:
             job.cancel()
