@@ -32,7 +32,16 @@ from ..._core._options import Checkpoint
 from ..._core._run import add_task_note, format_remote
 from ..._core._tasks import Chunk
 from ._fingerprint import function_fingerprint, item_fingerprints
-from ._store import Lock, Outcomes, clear, connect, create_schema, read_digests, read_meta
+from ._store import (
+    NOT_STORED,
+    Lock,
+    Outcomes,
+    clear,
+    connect,
+    create_schema,
+    read_digests,
+    read_meta,
+)
 
 Piece = tuple[int, list[Any], "tuple[list[Any], dict[int, BaseException]] | None"]
 
@@ -569,7 +578,7 @@ def _dumps_each(values: list[Any]) -> tuple[bytes, dict[int, tuple[str, str, str
                 f"the result ({type(value).__name__}) can't be pickled into the checkpoint: "
                 f"{error!r:.300}"
             )
-            failures[position] = ("lightwork.CheckpointError", reason, reason, None)
+            failures[position] = (NOT_STORED, reason, reason, None)
             value = None
         kept.append(value)
     return _dumps(kept), failures

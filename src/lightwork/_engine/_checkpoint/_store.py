@@ -235,6 +235,12 @@ def read_digests(connection: sqlite3.Connection) -> array[int]:
     return digests
 
 
+# The kind of a "failure" that is none of the task's: its result could not be pickled into
+# the checkpoint. Such a task has no stored outcome: a resumed run runs it again, even with
+# rerun_failed=False (load() shows the reason among the failures).
+NOT_STORED = "lightwork.CheckpointError: result not stored"
+
+
 class Outcomes:
     """Which row holds each index's latest outcome, and which of them are failures."""
 
@@ -251,8 +257,11 @@ class Outcomes:
             self.row_of[lo:hi] = array("q", [row]) * (hi - lo)
             self.failed[lo:hi] = bytes(hi - lo)
             if failures is not None:
-                for position in pickle.loads(failures):
-                    self.failed[lo + position] = 1
+                for position, failure in pickle.loads(failures).items():
+                    if failure[0] == NOT_STORED:  # (no outcome: to run again, always)
+                        self.row_of[lo + position] = 0
+                    else:
+                        self.failed[lo + position] = 1
 
     def __len__(self) -> int:
         return len(self.row_of)
