@@ -411,6 +411,14 @@ def test_asking_about_a_run_in_its_own_process_keeps_its_sqlite_locks(tmp_path: 
     assert list(stream) == list(range(10, 1000))
 
 
+def test_forked_workers_do_not_keep_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    with lightwork.Executor(2, backend="processes", start_method="fork") as executor:
+        assert executor.starmap(pow, [(2, 3), (3, 2)], checkpoint=path) == [8, 9]
+        assert not lightwork.checkpoint.summary(path).running  # (the pool still lives)
+        assert executor.starmap(pow, [(2, 3), (3, 2)], checkpoint=path) == [8, 9]
+
+
 def test_the_lock_goes_with_a_sigkilled_holder(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     holder = subprocess.Popen(

@@ -118,7 +118,22 @@ def _quote(path: str) -> str:
 # such a file may be opened and closed here: POSIX locks belong to the process and any close
 # drops them all, SQLite's included, and without them another process's reader, closing,
 # takes itself for the last user and deletes the WAL from under the run.
-_held: set[tuple[int, int]] = set()
+_held: dict[tuple[int, int], int] = {}  # -> the descriptor the lock is on
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a worker): close the copies of the lock descriptors. The lock
+    belongs to the open file, which they share: a worker that kept one would hold it after
+    the run released it, for as long as the pool lives."""
+    for fd in _held.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def _file_key(path: str) -> tuple[int, int] | None:
@@ -162,11 +177,11 @@ class Lock:
             raise CheckpointError(f"checkpoint {path!r} can't be locked: {error}") from error
         status = os.fstat(self.fd)
         self._key = (status.st_dev, status.st_ino)
-        _held.add(self._key)
+        _held[self._key] = self.fd
 
     def release(self) -> None:
         if self.fd >= 0:
-            _held.discard(self._key)
+            _held.pop(self._key, None)
             os.close(self.fd)  # (closing the descriptor drops the flock)
             self.fd = -1
 
