@@ -334,6 +334,18 @@ def test_another_run_is_refused_and_nothing_stored_changes(
     ) == ["0", "1", "2"]
 
 
+def test_items_of_mixed_kinds_resume_whatever_the_chunk_sizes(tmp_path: Path) -> None:
+    # (an int read in a batch of ints was its own fingerprint, read among other kinds the
+    # CRC of its pickle: chunks cut elsewhere on resume made the same input "changed")
+    path = tmp_path / "run.db"
+    items = [1, 2, "a", 3, 4, None, 5, 6, 7, 8, 9, 2**70]
+    stream = lightwork.imap(repr, items, backend="serial", checkpoint=path, chunksize=1)
+    assert [next(stream) for _ in range(7)] == [repr(item) for item in items[:7]]
+    stream.close()
+    resumed = lightwork.map(repr, items, backend="serial", checkpoint=path, chunksize=5)
+    assert resumed == [repr(item) for item in items]
+
+
 def test_a_changed_function_body_is_noticed(tmp_path: Path) -> None:
     namespace: dict[str, object] = {}
     exec("def f(x):\n    return x + 1\n", namespace)

@@ -103,7 +103,10 @@ _PICKLE_TAG = 2 << 40
 
 
 def item_fingerprints(first: int, items: Sequence[Any]) -> array[int]:
-    """Each item's fingerprint (``first``: the index of ``items[0]``, for errors)."""
+    """Each item's fingerprint (``first``: the index of ``items[0]``, for errors).
+
+    An item's fingerprint depends on it alone, never on the batch it was read in: batches
+    are cut where the chunk sizer says, which differs from run to run."""
     kinds = set(map(type, items))
     if kinds == {int}:
         try:
@@ -113,15 +116,22 @@ def item_fingerprints(first: int, items: Sequence[Any]) -> array[int]:
     elif kinds == {str}:
         crcs = map(zlib.crc32, map(_utf8, items))
         return array("q", map(_STR_TAG.__or__, crcs))
-    try:
-        return array("q", map(_PICKLE_TAG.__or__, map(zlib.crc32, map(_dumps, items))))
-    except Exception:
-        for position, item in enumerate(items):  # name the item that won't pickle
-            try:
-                _dumps(item)
-            except Exception as error:
-                raise CheckpointError(
-                    f"input item {first + position} can't be pickled, and a checkpoint "
-                    f"fingerprints each item to notice a changed input: {error!r:.200}"
-                ) from error
-        raise
+    digests = array("q")
+    for position, item in enumerate(items):
+        try:
+            digests.append(_item_fingerprint(item))
+        except Exception as error:
+            raise CheckpointError(
+                f"input item {first + position} can't be pickled, and a checkpoint "
+                f"fingerprints each item to notice a changed input: {error!r:.200}"
+            ) from error
+    return digests
+
+
+def _item_fingerprint(item: Any) -> int:
+    kind = type(item)
+    if kind is int and -(1 << 63) <= item < 1 << 63:
+        return int(item)
+    if kind is str:
+        return _STR_TAG | zlib.crc32(_utf8(item))
+    return _PICKLE_TAG | zlib.crc32(_dumps(item))

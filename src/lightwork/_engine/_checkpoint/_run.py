@@ -255,7 +255,7 @@ class CheckpointRun:
             raise CheckpointMismatchError(
                 f"checkpoint {self.path!r} holds a run over another input: input item "
                 f"{first + changed} differs from the one the checkpointed run read "
-                f"(its pickle's fingerprint changed): {_how_to_start_afresh(self.path)}"
+                f"(its fingerprint changed): {_how_to_start_afresh(self.path)}"
             )
         if len(digests) > overlap:
             known.extend(digests[overlap:])
