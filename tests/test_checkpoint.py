@@ -504,6 +504,22 @@ def test_a_path_that_is_no_checkpoint_is_refused_untouched(
     )
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda p: lightwork.map(abs, range(3), backend="serial", checkpoint=p),
+        lightwork.checkpoint.load,
+        lightwork.checkpoint.summary,
+        lightwork.checkpoint.remove,
+    ],
+    ids=["map", "load", "summary", "remove"],
+)
+def test_a_directory_is_named_as_one(use, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(lightwork.CheckpointError, match="is a directory"):
+        use(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_read_only_checkpoint_is_refused_but_readable(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     lightwork.map(abs, range(3), backend="serial", checkpoint=path)

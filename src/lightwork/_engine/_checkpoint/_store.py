@@ -53,6 +53,8 @@ _TABLES = {"meta", "inputs", "outcomes", "sessions"}
 
 
 def check_directory(path: str) -> None:
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory: give a file's path")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CheckpointError(
