@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -354,6 +355,26 @@ def test_a_changed_function_body_is_noticed(tmp_path: Path) -> None:
     exec("def f(x):\n    return x + 2\n", namespace)
     with pytest.raises(lightwork.CheckpointMismatchError, match="have changed since"):
         lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "define",
+    [
+        "import functools\n@functools.lru_cache\ndef f(x):\n    return x + {k}\n",
+        "class F:\n    def __call__(self, x):\n        return x + {k}\nf = F()\n",
+    ],
+    ids=["lru_cache", "callable instance"],
+)
+def test_a_changed_body_behind_a_wrapper_is_noticed(define: str, tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    for k, outcome in [(1, None), (2, lightwork.CheckpointMismatchError)]:
+        namespace: dict[str, Any] = {}
+        exec(define.format(k=k), namespace)
+        if outcome is None:
+            lightwork.map(namespace["f"], range(3), backend="threads", checkpoint=path)
+        else:
+            with pytest.raises(outcome, match="have changed since"):
+                lightwork.map(namespace["f"], range(3), backend="threads", checkpoint=path)
 
 
 def multiply_by(k: int) -> Callable[[int], int]:
