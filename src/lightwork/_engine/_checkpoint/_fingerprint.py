@@ -71,8 +71,8 @@ def _feed(digest: Any, fn: Any, depth: int) -> None:
                 _feed_value(digest, value)
     elif getattr(fn, "__wrapped__", None) is not None:  # functools.lru_cache and the like
         _feed(digest, fn.__wrapped__, depth + 1)
-    elif isinstance(getattr(type(fn), "__call__", None), types.FunctionType):
-        _feed(digest, type(fn).__call__, depth + 1)  # an instance: its class's __call__
+    elif isinstance(call := vars(type(fn)).get("__call__"), types.FunctionType):
+        _feed(digest, call, depth + 1)  # an instance: its class's __call__
 
 
 def _feed_value(digest: Any, value: Any) -> None:
