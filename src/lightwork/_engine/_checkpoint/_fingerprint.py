@@ -71,8 +71,12 @@ def _feed(digest: Any, fn: Any, depth: int) -> None:
                 _feed_value(digest, value)
     elif getattr(fn, "__wrapped__", None) is not None:  # functools.lru_cache and the like
         _feed(digest, fn.__wrapped__, depth + 1)
-    elif isinstance(call := vars(type(fn)).get("__call__"), types.FunctionType):
+    elif isinstance(call := _class_attribute(type(fn), "__call__"), types.FunctionType):
         _feed(digest, call, depth + 1)  # an instance: its class's __call__
+
+
+def _class_attribute(cls: type, name: str) -> object:
+    return next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)
 
 
 def _feed_value(digest: Any, value: Any) -> None:
