@@ -204,6 +204,18 @@ def settle(log: Path) -> list[int]:
     return runs(log)
 
 
+def test_a_replayed_call_shows_its_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.db"
+    lightwork.map(abs, range(7), backend="threads", checkpoint=path)
+    capsys.readouterr()
+    assert lightwork.map(abs, range(7), backend="threads", checkpoint=path, progress=True) == list(
+        range(7)
+    )
+    assert "7/7" in capsys.readouterr().err  # (a finished checkpoint: replayed, no worker)
+
+
 async def async_square(x: int) -> int:
     return x * x
 

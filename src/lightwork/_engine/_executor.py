@@ -476,7 +476,7 @@ class Executor(concurrent.futures.Executor):
         chunks: Iterator[Chunk | None]
         try:
             if run is not None and run.complete:  # a finished checkpoint: no worker needed
-                chunks = self._replay(job, run, items, on_done)
+                chunks = self._replay(job, run, items, flow, on_done)
             elif self._backend_name == "auto" and not is_async(fn):
                 # The probe runs the first tasks in this thread: at the first read, not here.
                 chunks = self._auto_chunks(job, items, flow, on_done, run)
@@ -602,9 +602,15 @@ class Executor(concurrent.futures.Executor):
         job: StreamJob,
         run: CheckpointRun,
         items: Iterator[Any],
+        flow: _Flow,
         on_done: Callable[[], None] | None,
     ) -> Iterator[Chunk | None]:
         """Every outcome is stored: yield them, reading the input only to check it is the same."""
+        bar = None
+        if flow.options.progress:
+            from .._core._progress import progress_bar
+
+            bar = progress_bar(run.total, getattr(job.fn, "__name__", "lightwork"))
         try:
             first = seq = 0
             ended = False
@@ -614,8 +620,12 @@ class Executor(concurrent.futures.Executor):
                     chunk = _stored_chunk(job, seq, piece)
                     seq += 1
                     first += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
                     yield chunk
         finally:
+            if bar is not None:
+                bar.close()
             run.close()
             if on_done is not None:
                 on_done()
