@@ -553,6 +553,17 @@ def test_a_directory_is_named_as_one(use, tmp_path: Path) -> None:  # type: igno
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_empty_file_left_by_a_run_killed_at_once_is_named_and_usable(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    path.touch()  # (the lock creates the file; SIGKILL before the schema is committed)
+    with pytest.raises(lightwork.CheckpointError, match="is empty"):
+        lightwork.checkpoint.summary(path)
+    lightwork.checkpoint.remove(path)
+    assert not path.exists()
+    path.touch()
+    assert lightwork.map(abs, [-1, -2], backend="serial", checkpoint=path) == [1, 2]
+
+
 def test_a_read_only_checkpoint_is_refused_but_readable(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     lightwork.map(abs, range(3), backend="serial", checkpoint=path)

@@ -157,8 +157,10 @@ def remove(path: str | os.PathLike[str]) -> None:
     Refused with :class:`lightwork.CheckpointInUseError` while a run uses it, and with
     :class:`lightwork.CheckpointError` if the file is not a lightwork checkpoint.
     """
-    text, db = _open(path)
-    db.close()
+    text = os.fspath(path) if isinstance(path, str | os.PathLike) else path
+    if not (isinstance(text, str) and os.path.isfile(text) and not os.path.getsize(text)):
+        text, db = _open(path)  # (an empty file: a run killed before it wrote its schema)
+        db.close()
     lock = Lock(text)
     try:
         for suffix in ("-wal", "-shm", ""):

@@ -68,6 +68,11 @@ def connect(path: str, *, readonly: bool, check_same_thread: bool = True) -> sql
     if not os.path.isfile(path):
         check_directory(path)
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if readonly and not os.path.getsize(path):  # (created by a run killed before its schema)
+        raise CheckpointError(
+            f"checkpoint {path!r} is empty: its run stopped before it stored anything (the "
+            "same call run again starts it afresh)"
+        )
     uri = f"file:{_quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
     try:
         connection = sqlite3.connect(
