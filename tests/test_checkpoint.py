@@ -10,8 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,6 +122,98 @@ def test_resuming_runs_the_gaps_between_stored_runs(backend: str, tmp_path: Path
     again = lightwork.map(logged_failing_at_some, items, backend=backend, checkpoint=path)
     assert again == [i * i for i in range(200)]
     assert sorted(runs(log)[before:]) == sorted(FAILING)  # only the failed tasks ran again
+
+
+def thread_after_a_nap(_: int) -> int:
+    time.sleep(0.002)  # (mostly waiting: auto chooses threads)
+    return threading.get_ident()
+
+
+def test_auto_with_a_checkpoint_reads_lazily_and_runs_in_parallel(tmp_path: Path) -> None:
+    read = 0
+
+    def numbers() -> Iterator[int]:
+        nonlocal read
+        for i in range(5000):
+            read += 1
+            yield i
+
+    path = tmp_path / "run.db"
+    with lightwork.Executor(2, backend="auto") as executor:
+        stream = executor.imap(thread_after_a_nap, numbers(), checkpoint=path)
+        next(stream)
+        assert read < 100  # not thousands read ahead before the probe
+        idents = {next(stream) for _ in range(150)}
+        stream.close()
+    assert len(idents - {threading.get_ident()}) >= 2  # not one chunk on one worker
+
+
+def logged_nap_from_600(item: tuple[int, str]) -> int:
+    index, log = item
+    with open(log, "a") as f:
+        f.write(f"{index}\n")
+    if index >= 600:
+        time.sleep(0.002)
+    return index
+
+
+def test_a_resumed_run_sizes_its_chunks_as_a_fresh_one(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    path = tmp_path / "run.db"
+    items = [(i, str(log)) for i in range(3000)]
+    with lightwork.Executor(2, backend="threads") as executor:
+        first = executor.imap(logged_nap_from_600, items, checkpoint=path)
+        for _ in range(600):
+            next(first)
+        first.close()
+        stored = len(lightwork.checkpoint.load(path).results)
+        before = len(settle(log))
+        again = executor.imap(logged_nap_from_600, items, checkpoint=path)
+        for _ in range(stored + 1):  # the stored results, and the first one run again
+            next(again)
+        ran = len(runs(log)) - before
+        again.close()
+    # Replaying stored tasks must not grow the chunks as a run that measured nothing does
+    # (1, 2, 4, ...): the first task to run came in one chunk with hundreds of others.
+    assert ran < 200
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_a_loop_broken_early_keeps_the_results_finished_but_not_consumed(
+    backend: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    path = tmp_path / "run.db"
+    items = [(i, str(log)) for i in range(200)]
+    stream = lightwork.imap(logged_square, items, backend=backend, checkpoint=path, chunksize=2)
+    for index, _ in enumerate(stream):
+        if index == 3:
+            settled = settle(log)
+            break
+    stream.close()
+    assert len(settled) > 4
+    assert sorted(lightwork.checkpoint.load(path).results) == sorted(settled)
+
+
+def settle(log: Path) -> list[int]:
+    """The tasks logged once those sent so far have all finished (the log stops growing)."""
+    seen = -1
+    while len(runs(log)) != seen:
+        seen = len(runs(log))
+        time.sleep(0.2)
+    return runs(log)
+
+
+def test_a_replayed_call_shows_its_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.db"
+    lightwork.map(abs, range(7), backend="threads", checkpoint=path)
+    capsys.readouterr()
+    assert lightwork.map(abs, range(7), backend="threads", checkpoint=path, progress=True) == list(
+        range(7)
+    )
+    assert "7/7" in capsys.readouterr().err  # (a finished checkpoint: replayed, no worker)
 
 
 async def async_square(x: int) -> int:
@@ -252,14 +347,82 @@ def test_another_run_is_refused_and_nothing_stored_changes(
     ) == ["0", "1", "2"]
 
 
+def test_items_of_mixed_kinds_resume_whatever_the_chunk_sizes(tmp_path: Path) -> None:
+    # (an int read in a batch of ints was its own fingerprint, read among other kinds the
+    # CRC of its pickle: chunks cut elsewhere on resume made the same input "changed")
+    path = tmp_path / "run.db"
+    items = [1, 2, "a", 3, 4, None, 5, 6, 7, 8, 9, 2**70]
+    stream = lightwork.imap(repr, items, backend="serial", checkpoint=path, chunksize=1)
+    assert [next(stream) for _ in range(7)] == [repr(item) for item in items[:7]]
+    stream.close()
+    resumed = lightwork.map(repr, items, backend="serial", checkpoint=path, chunksize=5)
+    assert resumed == [repr(item) for item in items]
+
+
 def test_a_changed_function_body_is_noticed(tmp_path: Path) -> None:
     namespace: dict[str, object] = {}
     exec("def f(x):\n    return x + 1\n", namespace)
     path = tmp_path / "run.db"
     lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
     exec("def f(x):\n    return x + 2\n", namespace)
-    with pytest.raises(lightwork.CheckpointMismatchError, match="code has changed"):
+    with pytest.raises(lightwork.CheckpointMismatchError, match="have changed since"):
         lightwork.map(namespace["f"], range(3), backend="serial", checkpoint=path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "define",
+    [
+        "import functools\n@functools.lru_cache\ndef f(x):\n    return x + {k}\n",
+        "class F:\n    def __call__(self, x):\n        return x + {k}\nf = F()\n",
+    ],
+    ids=["lru_cache", "callable instance"],
+)
+def test_a_changed_body_behind_a_wrapper_is_noticed(define: str, tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    for k, outcome in [(1, None), (2, lightwork.CheckpointMismatchError)]:
+        namespace: dict[str, Any] = {}
+        exec(define.format(k=k), namespace)
+        if outcome is None:
+            lightwork.map(namespace["f"], range(3), backend="threads", checkpoint=path)
+        else:
+            with pytest.raises(outcome, match="have changed since"):
+                lightwork.map(namespace["f"], range(3), backend="threads", checkpoint=path)
+
+
+def multiply_by(k: int) -> Callable[[int], int]:
+    def times(x: int) -> int:
+        return x * k
+
+    return times
+
+
+def test_a_closure_over_another_value_is_another_function(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    assert lightwork.map(multiply_by(2), range(3), backend="threads", checkpoint=path) == [0, 2, 4]
+    with pytest.raises(lightwork.CheckpointMismatchError, match="have changed since"):
+        lightwork.map(multiply_by(3), range(3), backend="threads", checkpoint=path)
+    assert lightwork.map(multiply_by(2), range(3), backend="threads", checkpoint=path) == [0, 2, 4]
+
+
+def test_a_function_with_a_set_literal_is_the_same_in_the_next_process(tmp_path: Path) -> None:
+    # (its code holds a frozenset of str, whose order changes with PYTHONHASHSEED)
+    program = tmp_path / "fruit.py"
+    program.write_text(
+        "import sys, lightwork\n"
+        "def is_fruit(word):\n"
+        "    return word in {'apple', 'banana', 'cherry', 'date', 'elderberry'}\n"
+        "print(lightwork.map(is_fruit, ['apple', 'kale'], backend='serial', "
+        "checkpoint=sys.argv[1]))\n"
+    )
+    for hash_seed in ("1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, str(program), str(tmp_path / "run.db")],
+            env={**os.environ, "PYTHONPATH": SRC, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "[True, False]\n"
 
 
 def test_a_second_user_of_a_checkpoint_is_refused_at_once(tmp_path: Path) -> None:
@@ -271,6 +434,34 @@ def test_a_second_user_of_a_checkpoint_is_refused_at_once(tmp_path: Path) -> Non
     assert lightwork.checkpoint.summary(path).running
     stream.close()
     assert lightwork.map(abs, range(100), backend="threads", checkpoint=path) == list(range(100))
+
+
+def test_asking_about_a_run_in_its_own_process_keeps_its_sqlite_locks(tmp_path: Path) -> None:
+    # (a descriptor of the file opened and closed here dropped the POSIX locks of the run's
+    # connections: another process's reader, closing, then deleted the WAL under the run)
+    path = tmp_path / "run.db"
+    stream = lightwork.imap(abs, range(1000), backend="threads", checkpoint=path, chunksize=1)
+    for _ in range(10):
+        next(stream)
+    assert lightwork.checkpoint.summary(path).running
+    with pytest.raises(lightwork.CheckpointInUseError):
+        lightwork.map(abs, range(1000), backend="threads", checkpoint=str(path))
+    reader = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('SELECT count(*) FROM meta'); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", reader, str(path)], check=True)
+    assert Path(f"{path}-wal").exists()
+    assert len(lightwork.checkpoint.load(path).results) >= 10
+    assert list(stream) == list(range(10, 1000))
+
+
+def test_forked_workers_do_not_keep_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    with lightwork.Executor(2, backend="processes", start_method="fork") as executor:
+        assert executor.starmap(pow, [(2, 3), (3, 2)], checkpoint=path) == [8, 9]
+        assert not lightwork.checkpoint.summary(path).running  # (the pool still lives)
+        assert executor.starmap(pow, [(2, 3), (3, 2)], checkpoint=path) == [8, 9]
 
 
 def test_the_lock_goes_with_a_sigkilled_holder(tmp_path: Path) -> None:
@@ -346,6 +537,33 @@ def test_a_path_that_is_no_checkpoint_is_refused_untouched(
     )
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda p: lightwork.map(abs, range(3), backend="serial", checkpoint=p),
+        lightwork.checkpoint.load,
+        lightwork.checkpoint.summary,
+        lightwork.checkpoint.remove,
+    ],
+    ids=["map", "load", "summary", "remove"],
+)
+def test_a_directory_is_named_as_one(use, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(lightwork.CheckpointError, match="is a directory"):
+        use(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_file_left_by_a_run_killed_at_once_is_named_and_usable(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    path.touch()  # (the lock creates the file; SIGKILL before the schema is committed)
+    with pytest.raises(lightwork.CheckpointError, match="is empty"):
+        lightwork.checkpoint.summary(path)
+    lightwork.checkpoint.remove(path)
+    assert not path.exists()
+    path.touch()
+    assert lightwork.map(abs, [-1, -2], backend="serial", checkpoint=path) == [1, 2]
+
+
 def test_a_read_only_checkpoint_is_refused_but_readable(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     lightwork.map(abs, range(3), backend="serial", checkpoint=path)
@@ -362,13 +580,15 @@ def test_an_unpicklable_result_is_yielded_and_stored_as_a_failure(tmp_path: Path
     contents = lightwork.checkpoint.load(path)
     assert contents.results == {0: 0, 1: 1, 3: 3}
     assert "can't be pickled" in str(contents.failures[2])
-    with pytest.raises(lightwork.CheckpointError, match="can't be pickled"):
-        lightwork.map(
-            unpicklable_at_two,
-            range(4),
-            backend="serial",
-            checkpoint=Checkpoint(path, rerun_failed=False),
-        )
+    assert lightwork.checkpoint.summary(path).left == 1  # (not a failure of the task's)
+    # Its result is computed again on resume, even when stored failures are kept.
+    again = lightwork.map(
+        unpicklable_at_two,
+        range(4),
+        backend="serial",
+        checkpoint=Checkpoint(path, rerun_failed=False),
+    )
+    assert isinstance(again[2], Unpicklable) and again[:2] == [0, 1] and again[3] == 3
 
 
 def test_a_bad_checkpoint_option_is_named() -> None:

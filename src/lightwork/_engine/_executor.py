@@ -478,7 +478,7 @@ class Executor(concurrent.futures.Executor):
         chunks: Iterator[Chunk | None]
         try:
             if run is not None and run.complete:  # a finished checkpoint: no worker needed
-                chunks = self._replay(job, run, items, on_done)
+                chunks = self._replay(job, run, items, flow, on_done)
             elif self._backend_name == "auto" and not is_async(fn):
                 # The probe runs the first tasks in this thread: at the first read, not here.
                 chunks = self._auto_chunks(job, items, flow, on_done, run)
@@ -535,14 +535,16 @@ class Executor(concurrent.futures.Executor):
             pending = None
             if run is not None:
                 while True:
-                    pieces, ended = run.take(items, first, REPLAY_BATCH)
+                    # (read no further ahead than outcomes are stored: the rest is the probe's)
+                    ahead = min(REPLAY_BATCH, max(1, run.stored_end - first))
+                    pieces, ended = run.take(items, first, ahead)
                     while pieces and pieces[0][2] is not None:
                         chunk = _stored_chunk(job, seq, pieces.pop(0))
                         seq += 1
                         first += len(chunk)
                         yield chunk
                     if pieces:
-                        run.hold(pieces, ended)
+                        run.hold(pieces)
                     if pieces or ended:
                         break
                 probe_items = pending = run.pending_items(items, first)
@@ -616,9 +618,15 @@ class Executor(concurrent.futures.Executor):
         job: StreamJob,
         run: CheckpointRun,
         items: Iterator[Any],
+        flow: _Flow,
         on_done: Callable[[], None] | None,
     ) -> Iterator[Chunk | None]:
         """Every outcome is stored: yield them, reading the input only to check it is the same."""
+        bar = None
+        if flow.options.progress:
+            from .._core._progress import progress_bar
+
+            bar = progress_bar(run.total, getattr(job.fn, "__name__", "lightwork"))
         try:
             first = seq = 0
             ended = False
@@ -628,8 +636,12 @@ class Executor(concurrent.futures.Executor):
                     chunk = _stored_chunk(job, seq, piece)
                     seq += 1
                     first += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
                     yield chunk
         finally:
+            if bar is not None:
+                bar.close()
             run.close()
             if on_done is not None:
                 on_done()
@@ -686,7 +698,9 @@ class Executor(concurrent.futures.Executor):
                 max_in_flight = backend.workers * per_worker
                 can_feed = not exhausted and not failed and in_flight < max_in_flight
                 size = 0
-                if can_feed:  # (the sizer counts its calls: ask only when feeding)
+                if can_feed and run is not None:  # stored tasks replay: not the sizer's
+                    size = run.stored_run(fed, REPLAY_BATCH)
+                if can_feed and not size:  # (the sizer counts its calls: ask only to feed)
                     remaining = None if total is None else total - fed
                     size = sizer.next_size(remaining, in_flight, fed - finished)
                 if can_feed and (size or not in_flight):  # size 0: await a measurement
@@ -742,8 +756,16 @@ class Executor(concurrent.futures.Executor):
                     in_flight -= 1
                     yield held.pop(next_seq)
                     next_seq += 1
+        except GeneratorExit:  # the caller stopped early (break, close())
+            if run is not None:
+                _record_finished(job, run, replayed)
+            raise
         except KeyboardInterrupt:
-            self.terminate()  # one Ctrl-C stops every worker, not just this call
+            try:  # (before the workers are stopped: what finished before the Ctrl-C)
+                if run is not None:
+                    _record_finished(job, run, replayed)
+            finally:
+                self.terminate()  # one Ctrl-C stops every worker, not just this call
             raise
         finally:
             job.cancel()
@@ -773,6 +795,18 @@ class Executor(concurrent.futures.Executor):
 
 # Input items read at a time when outcomes are only replayed from a checkpoint.
 REPLAY_BATCH = 4096
+
+
+def _record_finished(job: StreamJob, run: CheckpointRun, replayed: set[int]) -> None:
+    """Keep the chunks that finished but were not consumed: a call stopped early resumes
+    without running them again."""
+    while True:
+        try:
+            done = job.done.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(done, Chunk) and done.seq not in replayed:
+            run.record(done)
 
 
 def _stored_chunk(job: StreamJob, seq: int, piece: Any) -> Chunk:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._core._errors import CheckpointError
 from .._engine._checkpoint._run import rebuild_failure
-from .._engine._checkpoint._store import Lock, Outcomes, connect, read_meta
+from .._engine._checkpoint._store import Lock, Outcomes, connect, held_here, read_meta
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,8 @@ def _is_running(path: str) -> bool:
     """Whether a writer holds the file's lock (a shared lock can't be had while it does)."""
     import fcntl
 
+    if held_here(path):  # (and a descriptor opened and closed here would drop its locks)
+        return True
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -155,8 +157,10 @@ def remove(path: str | os.PathLike[str]) -> None:
     Refused with :class:`lightwork.CheckpointInUseError` while a run uses it, and with
     :class:`lightwork.CheckpointError` if the file is not a lightwork checkpoint.
     """
-    text, db = _open(path)
-    db.close()
+    text = os.fspath(path) if isinstance(path, str | os.PathLike) else path
+    if not (isinstance(text, str) and os.path.isfile(text) and not os.path.getsize(text)):
+        text, db = _open(path)  # (an empty file: a run killed before it wrote its schema)
+        db.close()
     lock = Lock(text)
     try:
         for suffix in ("-wal", "-shm", ""):

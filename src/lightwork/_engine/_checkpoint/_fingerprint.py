@@ -53,10 +53,37 @@ def _feed(digest: Any, fn: Any, depth: int) -> None:
     if isinstance(code, types.CodeType):
         digest.update(getattr(function, "__qualname__", "").encode())
         _feed_code(digest, code)
-        try:
-            digest.update(_dumps(getattr(function, "__defaults__", None)))
-        except Exception:
-            digest.update(repr(getattr(function, "__defaults__", None)).encode())
+        defaults = (
+            getattr(function, "__defaults__", None),
+            getattr(function, "__kwdefaults__", None),
+        )
+        _feed_value(digest, defaults)
+        # A closure's values are part of what it computes: make(2) and make(3) differ.
+        for cell in getattr(function, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # (a cell not yet filled)
+                digest.update(b"<empty cell>")
+                continue
+            if callable(value) and not isinstance(value, type):
+                _feed(digest, value, depth + 1)
+            else:
+                _feed_value(digest, value)
+    elif getattr(fn, "__wrapped__", None) is not None:  # functools.lru_cache and the like
+        _feed(digest, fn.__wrapped__, depth + 1)
+    elif isinstance(call := _class_attribute(type(fn), "__call__"), types.FunctionType):
+        _feed(digest, call, depth + 1)  # an instance: its class's __call__
+
+
+def _class_attribute(cls: type, name: str) -> object:
+    return next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)
+
+
+def _feed_value(digest: Any, value: Any) -> None:
+    try:
+        digest.update(_dumps(value))
+    except Exception:  # (its type is all that can be told the same from run to run)
+        digest.update(repr(type(value)).encode())
 
 
 def _feed_code(digest: Any, code: types.CodeType) -> None:
@@ -66,7 +93,17 @@ def _feed_code(digest: Any, code: types.CodeType) -> None:
         if isinstance(constant, types.CodeType):
             _feed_code(digest, constant)
         else:
-            digest.update(repr(constant).encode())
+            digest.update(_constant_repr(constant).encode())
+
+
+def _constant_repr(constant: object) -> str:
+    """A code constant's repr, the same in every run: ``x in {"a", "b"}`` compiles to a
+    frozenset, whose repr's order follows the per-process hash of str."""
+    if isinstance(constant, frozenset):
+        return "frozenset({" + ", ".join(sorted(map(_constant_repr, constant))) + "})"
+    if isinstance(constant, tuple):
+        return "(" + ", ".join(map(_constant_repr, constant)) + ",)"
+    return repr(constant)
 
 
 _STR_TAG = 1 << 40  # (a CRC-32 is below 1 << 32)
@@ -74,7 +111,10 @@ _PICKLE_TAG = 2 << 40
 
 
 def item_fingerprints(first: int, items: Sequence[Any]) -> array[int]:
-    """Each item's fingerprint (``first``: the index of ``items[0]``, for errors)."""
+    """Each item's fingerprint (``first``: the index of ``items[0]``, for errors).
+
+    An item's fingerprint depends on it alone, never on the batch it was read in: batches
+    are cut where the chunk sizer says, which differs from run to run."""
     kinds = set(map(type, items))
     if kinds == {int}:
         try:
@@ -84,15 +124,22 @@ def item_fingerprints(first: int, items: Sequence[Any]) -> array[int]:
     elif kinds == {str}:
         crcs = map(zlib.crc32, map(_utf8, items))
         return array("q", map(_STR_TAG.__or__, crcs))
-    try:
-        return array("q", map(_PICKLE_TAG.__or__, map(zlib.crc32, map(_dumps, items))))
-    except Exception:
-        for position, item in enumerate(items):  # name the item that won't pickle
-            try:
-                _dumps(item)
-            except Exception as error:
-                raise CheckpointError(
-                    f"input item {first + position} can't be pickled, and a checkpoint "
-                    f"fingerprints each item to notice a changed input: {error!r:.200}"
-                ) from error
-        raise
+    digests = array("q")
+    for position, item in enumerate(items):
+        try:
+            digests.append(_item_fingerprint(item))
+        except Exception as error:
+            raise CheckpointError(
+                f"input item {first + position} can't be pickled, and a checkpoint "
+                f"fingerprints each item to notice a changed input: {error!r:.200}"
+            ) from error
+    return digests
+
+
+def _item_fingerprint(item: Any) -> int:
+    kind = type(item)
+    if kind is int and -(1 << 63) <= item < 1 << 63:
+        return int(item)
+    if kind is str:
+        return _STR_TAG | zlib.crc32(_utf8(item))
+    return _PICKLE_TAG | zlib.crc32(_dumps(item))

@@ -32,7 +32,16 @@ from ..._core._options import Checkpoint
 from ..._core._run import add_task_note, format_remote
 from ..._core._tasks import Chunk
 from ._fingerprint import function_fingerprint, item_fingerprints
-from ._store import Lock, Outcomes, clear, connect, create_schema, read_digests, read_meta
+from ._store import (
+    NOT_STORED,
+    Lock,
+    Outcomes,
+    clear,
+    connect,
+    create_schema,
+    read_digests,
+    read_meta,
+)
 
 Piece = tuple[int, list[Any], "tuple[list[Any], dict[int, BaseException]] | None"]
 
@@ -108,11 +117,15 @@ class CheckpointRun:
             raise CheckpointError(f"checkpoint {self.path!r} can't be written: {error}") from error
         afresh = _how_to_start_afresh(self.path)
         if meta["function"] != digest:
-            raise CheckpointMismatchError(
-                f"checkpoint {self.path!r} holds the outcomes of another function "
-                f"({meta['function_name']}; this call runs {name}, or its code has changed "
-                f"since): {afresh}"
-            )
+            if meta["function_name"] == name:
+                what = (
+                    f"the outcomes of {name} as it was: its code, defaults or closure "
+                    "have changed since"
+                )
+            else:
+                stored = meta["function_name"]
+                what = f"the outcomes of another function ({stored}; this call runs {name})"
+            raise CheckpointMismatchError(f"checkpoint {self.path!r} holds {what}: {afresh}")
         stored_seed = None if meta["seed"] is None else int(meta["seed"])
         if stored_seed != seed:
             raise CheckpointMismatchError(
@@ -134,7 +147,6 @@ class CheckpointRun:
         self._writer: _Writer | None = None  # started at the first commit
         self._write_failed = False
         self._held: list[Piece] = []
-        self._held_end = False
         self.input_ended = False
         self._row_cache: tuple[int, int, list[Any], dict[int, Any]] | None = None
         now = time.time()
@@ -183,8 +195,8 @@ class CheckpointRun:
         """Read up to ``n`` items (the first has index ``first``): the pieces to run or replay,
         and whether the input has ended."""
         if self._held:
-            pieces, self._held = self._held, []
-            return pieces, self._held_end
+            pieces, self._held = _first_items(self._held, n)
+            return pieces, self.input_ended and not self._held
         batch = list(itertools.islice(items, n))
         exhausted = len(batch) < n
         if batch:
@@ -194,15 +206,34 @@ class CheckpointRun:
             self.input_ended = True
         return self._split(first, batch), exhausted
 
+    def stored_run(self, first: int, most: int) -> int:
+        """How many tasks from index ``first`` on are stored (at most ``most``): they are
+        replayed, not sized into chunks to run."""
+        outcomes = self._outcomes
+        end = min(first + most, len(outcomes))
+        if first >= end:
+            return 0
+        rows = outcomes.row_of[first:end]
+        count = rows.index(0) if 0 in rows else len(rows)
+        if self.rerun_failed:
+            failed = outcomes.failed.find(1, first, first + count)
+            if failed >= 0:
+                count = failed - first
+        return count
+
+    @property
+    def stored_end(self) -> int:
+        """No index from this one on has a stored outcome."""
+        return len(self._outcomes)
+
     @property
     def drained(self) -> bool:
         """The input has ended and every piece read was taken."""
         return self.input_ended and not self._held
 
-    def hold(self, pieces: list[Piece], exhausted: bool) -> None:
-        """Give back pieces taken but not used: the next ``take`` returns them."""
-        self._held = pieces
-        self._held_end = exhausted
+    def hold(self, pieces: list[Piece]) -> None:
+        """Give back pieces taken but not used: the next ``take`` returns them first."""
+        self._held = pieces + self._held
 
     def pending_items(self, items: Iterator[Any], first: int) -> PendingItems:
         """The input from index ``first`` for as long as its tasks are to run (the ``auto``
@@ -224,7 +255,7 @@ class CheckpointRun:
             raise CheckpointMismatchError(
                 f"checkpoint {self.path!r} holds a run over another input: input item "
                 f"{first + changed} differs from the one the checkpointed run read "
-                f"(its pickle's fingerprint changed): {_how_to_start_afresh(self.path)}"
+                f"(its fingerprint changed): {_how_to_start_afresh(self.path)}"
             )
         if len(digests) > overlap:
             known.extend(digests[overlap:])
@@ -500,8 +531,29 @@ class PendingItems(Iterator[Any]):
             pieces.append((self.index, self._buffer[::-1], None))
         pieces += self._rest
         self._buffer, self._rest = [], []
-        if pieces or self._ended:
-            self._run.hold(pieces, self._ended)
+        if pieces:
+            self._run.hold(pieces)
+
+
+def _first_items(pieces: list[Piece], n: int) -> tuple[list[Piece], list[Piece]]:
+    """(the first ``n`` items' pieces, the rest): a piece that straddles ``n`` is cut in two,
+    so a chunk made of a piece is never larger than the ``n`` its sizer asked for."""
+    taken: list[Piece] = []
+    for position, (first, items, stored) in enumerate(pieces):
+        if len(items) >= n:
+            if len(items) == n:
+                return [*taken, pieces[position]], pieces[position + 1 :]
+            head: Any = None
+            tail: Any = None
+            if stored is not None:
+                values, errors = stored
+                head = (values[:n], {p: e for p, e in errors.items() if p < n})
+                tail = (values[n:], {p - n: e for p, e in errors.items() if p >= n})
+            rest: list[Piece] = [(first + n, items[n:], tail), *pieces[position + 1 :]]
+            return [*taken, (first, items[:n], head)], rest
+        taken.append((first, items, stored))
+        n -= len(items)
+    return taken, []
 
 
 def _close(db: Any, lock: Lock, writers: list[_Writer]) -> None:
@@ -526,7 +578,7 @@ def _dumps_each(values: list[Any]) -> tuple[bytes, dict[int, tuple[str, str, str
                 f"the result ({type(value).__name__}) can't be pickled into the checkpoint: "
                 f"{error!r:.300}"
             )
-            failures[position] = ("lightwork.CheckpointError", reason, reason, None)
+            failures[position] = (NOT_STORED, reason, reason, None)
             value = None
         kept.append(value)
     return _dumps(kept), failures

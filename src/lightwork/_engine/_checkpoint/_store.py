@@ -53,6 +53,8 @@ _TABLES = {"meta", "inputs", "outcomes", "sessions"}
 
 
 def check_directory(path: str) -> None:
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory: give a file's path")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CheckpointError(
@@ -66,6 +68,11 @@ def connect(path: str, *, readonly: bool, check_same_thread: bool = True) -> sql
     if not os.path.isfile(path):
         check_directory(path)
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    if readonly and not os.path.getsize(path):  # (created by a run killed before its schema)
+        raise CheckpointError(
+            f"checkpoint {path!r} is empty: its run stopped before it stored anything (the "
+            "same call run again starts it afresh)"
+        )
     uri = f"file:{_quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
     try:
         connection = sqlite3.connect(
@@ -80,6 +87,9 @@ def connect(path: str, *, readonly: bool, check_same_thread: bool = True) -> sql
         if not tables >= _TABLES:
             raise CheckpointError(_not_a_checkpoint(path, "it has no lightwork tables"))
         meta = dict(connection.execute("SELECT key, value FROM meta"))
+    except sqlite3.OperationalError as error:  # (locked, an I/O error: not about its content)
+        connection.close()
+        raise CheckpointError(f"checkpoint {path!r} can't be read: {error}") from error
     except sqlite3.DatabaseError as error:
         connection.close()
         raise CheckpointError(_not_a_checkpoint(path, str(error))) from error
@@ -111,11 +121,49 @@ def _quote(path: str) -> str:
     return quote(path)
 
 
+# The checkpoints whose lock this process holds, by (device, inode). No other descriptor of
+# such a file may be opened and closed here: POSIX locks belong to the process and any close
+# drops them all, SQLite's included, and without them another process's reader, closing,
+# takes itself for the last user and deletes the WAL from under the run.
+_held: dict[tuple[int, int], int] = {}  # -> the descriptor the lock is on
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a worker): close the copies of the lock descriptors. The lock
+    belongs to the open file, which they share: a worker that kept one would hold it after
+    the run released it, for as long as the pool lives."""
+    for fd in _held.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def held_here(path: str) -> bool:
+    """Whether a run in this process holds the lock of the checkpoint at ``path``."""
+    return _file_key(path) in _held
+
+
 class Lock:
     """The writer's exclusive lock on the database file (see the module's docstring)."""
 
     def __init__(self, path: str) -> None:
+        self.fd = -1
         check_directory(path)
+        if held_here(path):
+            raise _in_use(path)
         if os.path.exists(path) and not os.stat(path).st_mode & 0o222:
             # (root could write it anyway: a file marked read-only is meant to stay as it is)
             raise CheckpointError(
@@ -132,17 +180,24 @@ class Lock:
         except OSError as error:
             os.close(self.fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise CheckpointInUseError(
-                    f"checkpoint {path!r} is in use by another run (another process, or "
-                    "another call in this one, holds its lock): wait for it to finish, or "
-                    "use another path"
-                ) from None
+                raise _in_use(path) from None
             raise CheckpointError(f"checkpoint {path!r} can't be locked: {error}") from error
+        status = os.fstat(self.fd)
+        self._key = (status.st_dev, status.st_ino)
+        _held[self._key] = self.fd
 
     def release(self) -> None:
         if self.fd >= 0:
+            _held.pop(self._key, None)
             os.close(self.fd)  # (closing the descriptor drops the flock)
             self.fd = -1
+
+
+def _in_use(path: str) -> CheckpointInUseError:
+    return CheckpointInUseError(
+        f"checkpoint {path!r} is in use by another run (another process, or another call in "
+        "this one, holds its lock): wait for it to finish, or use another path"
+    )
 
 
 # A reader's probe (lightwork checkpoint PATH asking whether a run is live) holds a shared lock
@@ -202,6 +257,12 @@ def read_digests(connection: sqlite3.Connection) -> array[int]:
     return digests
 
 
+# The kind of a "failure" that is none of the task's: its result could not be pickled into
+# the checkpoint. Such a task has no stored outcome: a resumed run runs it again, even with
+# rerun_failed=False (load() shows the reason among the failures).
+NOT_STORED = "lightwork.CheckpointError: result not stored"
+
+
 class Outcomes:
     """Which row holds each index's latest outcome, and which of them are failures."""
 
@@ -218,8 +279,11 @@ class Outcomes:
             self.row_of[lo:hi] = array("q", [row]) * (hi - lo)
             self.failed[lo:hi] = bytes(hi - lo)
             if failures is not None:
-                for position in pickle.loads(failures):
-                    self.failed[lo + position] = 1
+                for position, failure in pickle.loads(failures).items():
+                    if failure[0] == NOT_STORED:  # (no outcome: to run again, always)
+                        self.row_of[lo + position] = 0
+                    else:
+                        self.failed[lo + position] = 1
 
     def __len__(self) -> int:
         return len(self.row_of)
