@@ -105,6 +105,9 @@ def outcomes(
         for item in request.session.items
         if getattr(item, "originalname", None) == "test_a_documented_block_runs_as_a_script"
     }
+    # The base folder is made here, once: mktemp's first calls from several threads at once
+    # raced to make it ("snippet is not a normalized and relative path").
+    tmp_path_factory.getbasetemp()
     with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
         yield {
             where: pool.submit(run, code)

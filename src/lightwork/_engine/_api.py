@@ -114,8 +114,9 @@ def map(
 
     ``backend``: ``"processes"`` (default: CPU-bound Python), ``"threads"`` (I/O, NumPy, code
     that releases the GIL), ``"interpreters"`` (Python 3.14+: CPU-bound pure Python in
-    subinterpreters of this process), ``"auto"`` or ``"serial"``. ``max_workers=None`` uses
-    the CPUs this process may use. ``chunksize=None`` sizes chunks by measuring the tasks.
+    subinterpreters of this process), ``"auto"``, ``"serial"`` or ``"dask"`` (a Dask cluster:
+    ``address=`` of a scheduler, ``client=``, or a local one). ``max_workers=None`` uses the
+    CPUs this process may use. ``chunksize=None`` sizes chunks by measuring the tasks.
     ``ordered=False`` returns results in completion order. ``progress=True`` shows a tqdm bar.
     The remaining options are those of :meth:`Executor.imap`: ``retries``, ``retry_on``,
     ``task_timeout``, ``seed``, ``return_exceptions`` and ``checkpoint`` (a SQLite file that

@@ -1,4 +1,4 @@
-"""``lightwork bench``: the built-in workloads on lightwork and its peers, side by side.
+"""lightwork bench: the built-in workloads on lightwork and its peers, side by side.
 
 Each contender gets a warm pool of the same size (created, then warmed with a few tasks,
 before timing), runs the same items ``repeat`` times, and is reported by its median time and
