@@ -66,6 +66,7 @@ class ProcessBackend(Backend):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         start_method: str | None = None,
+        native_threads: int | None = None,
     ) -> None:
         if getattr(multiprocessing.process.current_process(), "_inheriting", False):
             # This is a worker re-importing the main module (spawn, forkserver), and the main
@@ -77,6 +78,7 @@ class ProcessBackend(Backend):
                 "`if __name__ == '__main__':`"
             )
         self.workers = max_workers
+        self.native_threads = native_threads  # per worker; None: left to the environment
         self.start_method = start_method or default_start_method()
         self._context: Any = multiprocessing.get_context(self.start_method)
         pickled = None if initializer is None else Initializer(initializer, initargs)
@@ -95,6 +97,7 @@ class ProcessBackend(Backend):
             self.lookahead,
             pickled,
             max_tasks_per_worker,
+            native_threads,
         )
         self._lock = threading.Lock()  # guards starting the supervisor and stopping it
         self._thread: threading.Thread | None = None
@@ -221,6 +224,8 @@ class ProcessBackend(Backend):
                 preload = [__package__ + "._worker", __package__ + "._channel"]
                 if "numpy" in sys.modules:
                     preload.append("numpy")
+                    if self.native_threads is not None and _installed("threadpoolctl"):
+                        preload.append("threadpoolctl")  # workers limit NumPy's pool with it
                 if not interactive_main():  # what each worker needs to import the script
                     preload.append(__package__ + "._forkserver_preload")
                 self._context.set_forkserver_preload(preload)
@@ -233,6 +238,12 @@ class ProcessBackend(Backend):
         # The thread holds the backend, and so keeps it among _live_backends: a pool dropped
         # with work in hand finishes it, and is still stopped at exit.
         self._supervisor.run()
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return module in sys.modules or importlib.util.find_spec(module) is not None
 
 
 def _announce_released(tokens: frozenset[int]) -> None:

@@ -258,6 +258,7 @@ class Supervisor:
         lookahead: int,
         initializer: Initializer | None,
         max_tasks_per_worker: int | None,
+        native_threads: int | None = None,
     ) -> None:
         self.inbox = inbox
         self._pending = inbox.pending
@@ -268,6 +269,7 @@ class Supervisor:
         self._lookahead = lookahead
         self._initializer = initializer
         self._max_tasks_per_worker = max_tasks_per_worker
+        self._native_threads = native_threads
         self._workers: dict[int, _Worker] = {}
         self._numbers = itertools.count()
         self._serials = itertools.count(1)
@@ -357,6 +359,7 @@ class Supervisor:
                 lifeline_r,
                 # A forked child inherits the write end too; it must close its copy.
                 lifeline_w.fileno() if fork else -1,
+                self._native_threads,
             ),
             name=f"lightwork-worker-{number}",
         )

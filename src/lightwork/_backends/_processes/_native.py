@@ -1,0 +1,52 @@
+"""Native thread pools (BLAS, OpenMP) in a worker: each gets its share of the CPUs.
+
+NumPy's OpenBLAS, MKL and OpenMP start one thread per core in every process that loads them:
+N workers doing matrix products would run N x cores threads on cores CPUs. Each worker limits
+them to ``native_threads`` before its first task, two ways, because either alone misses a case:
+
+- the variables below, in the worker's environment: read by a library as it loads, so they
+  cover every library the worker loads from now on (a spawned worker's NumPy, a task's
+  imports), and the worker's own child processes; cheap (no import).
+- threadpoolctl, for a library already loaded when the worker starts: a forked worker's,
+  or NumPy that the fork server preloaded (it does when the parent imported NumPy), whose
+  thread pool read the variables long before. Imported only then, and only if installed
+  (~4 ms; the fork server preloads it too, leaving ~1 ms per worker for the call itself).
+
+The worker imports this module: no more than ``os`` and ``sys`` at its top.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# What each library reads as it loads: the list joblib's loky workers set.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+# Modules whose import loads a native thread pool: one of them loaded means threadpoolctl.
+NATIVE_MODULES = ("numpy", "scipy", "sklearn", "torch", "threadpoolctl")
+
+
+def limit_native_threads(limit: int) -> None:
+    """Limit this process's native thread pools to ``limit`` threads each."""
+    value = str(limit)
+    for name in THREAD_VARIABLES:
+        os.environ[name] = value
+    if not any(module in sys.modules for module in NATIVE_MODULES):
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # what is loaded keeps its threads: nothing else can change them
+        return
+    threadpool_limits(limit)
+
+
+def left_to_environment() -> bool:
+    """Whether the environment already sets a limit, which the default then leaves alone."""
+    return any(name in os.environ for name in THREAD_VARIABLES)
