@@ -64,7 +64,8 @@ A worker's life (see WorkerState):
   and a lifeline: the read end of a pipe whose write end only the supervisor holds and never
   writes. When the parent dies, the kernel signals the worker (SIGIO, on Linux), which dies
   with it; a thread in the worker watching the parent's pid is the fallback (see _worker).
-- STARTING: it imports and runs the initializer; it takes work meanwhile (its pipe holds it).
+- STARTING: it imports and runs the initializer; it takes work meanwhile if it fits the pipe's
+  buffer (its pipe holds it; larger work waits for READY, see below).
   It says READY, or INIT_FAILED with the initializer's traceback, which breaks the pool: every
   waiting and later attempt fails with WorkerInitializationError.
 - Work goes ahead: a worker holds up to ``lookahead`` attempts so it never waits for its next
@@ -469,7 +470,12 @@ class Supervisor:
                     stale = worker
                 continue
             if not worker.inflight:
-                return worker
+                # A starting worker reads its pipe only once it has imported what it needs
+                # (a script's workers import the script: scikit-learn, say, for a second):
+                # what won't fit the pipe waits for READY, or the send would block us so long.
+                if state is READY or spec_fits or job.spec_id in worker.specs:
+                    return worker
+                continue
             if (
                 ahead_ok
                 and best is None
@@ -477,11 +483,11 @@ class Supervisor:
                 and (spec_fits or job.spec_id in worker.specs)
             ):
                 best = worker
-        if live < self._max_workers:
-            return self._spawn()
-        if stale is not None:
-            stale.retire()
-            return self._spawn()
+        if live < self._max_workers or stale is not None:
+            if stale is not None and live >= self._max_workers:
+                stale.retire()
+            started = self._spawn()
+            return started if spec_fits else None  # larger work waits for its READY (above)
         return best
 
     def _budget(self, worker: _Worker) -> int:
