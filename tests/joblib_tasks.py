@@ -70,3 +70,12 @@ def pid(_: int) -> int:
 
 def payload(i: int) -> bytes:
     return bytes(1000)
+
+
+def native_limits(_: int) -> tuple[str | None, list[int]]:
+    """In a worker: OMP_NUM_THREADS, and the threads of each BLAS pool NumPy loaded."""
+    import numpy  # noqa: F401  (loads OpenBLAS, if it was not yet)
+    from threadpoolctl import threadpool_info
+
+    pools = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return os.environ.get("OMP_NUM_THREADS"), pools

@@ -225,7 +225,7 @@ class ProcessBackend(Backend):
                 if "numpy" in sys.modules:
                     preload.append("numpy")
                     if self.native_threads is not None and _installed("threadpoolctl"):
-                        preload.append("threadpoolctl")  # workers limit NumPy's pool with it
+                        preload.append(__package__ + "._native_preload")  # see _native
                 if not interactive_main():  # what each worker needs to import the script
                     preload.append(__package__ + "._forkserver_preload")
                 self._context.set_forkserver_preload(preload)
