@@ -79,3 +79,13 @@ def native_limits(_: int) -> tuple[str | None, list[int]]:
 
     pools = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     return os.environ.get("OMP_NUM_THREADS"), pools
+
+
+def lightwork_inside(n: int) -> int:
+    """A lightwork Parallel call from inside another library's worker (loky's)."""
+    import joblib
+
+    import lightwork.joblib  # noqa: F401  (as any module using the backend does)
+
+    calls = (joblib.delayed(abs)(-i) for i in range(n))
+    return sum(joblib.Parallel(n_jobs=2, backend="lightwork")(calls))

@@ -30,6 +30,7 @@ import lightwork.joblib
 from joblib_tasks import (
     KillsItsWorkerOnce,
     array_flags,
+    lightwork_inside,
     blas_threads,
     nested_backend,
     nested_sum,
@@ -145,17 +146,26 @@ def test_one_ctrl_c_stops_the_search_within_a_second(tmp_path: Path) -> None:
 
 
 def test_a_generator_over_an_endless_input_stays_in_bounded_memory() -> None:
+    pulled = 0
+
+    def endless() -> Any:
+        nonlocal pulled
+        for i in itertools.count():
+            pulled += 1
+            yield joblib.delayed(payload)(i)
+
     me = psutil.Process()
     with joblib.parallel_config(backend="lightwork", n_jobs=2):
-        results = joblib.Parallel(return_as="generator")(
-            joblib.delayed(payload)(i) for i in itertools.count()
-        )
-        for _ in itertools.islice(results, 20_000):  # batch sizes settle
+        results = joblib.Parallel(return_as="generator", batch_size=256)(endless())
+        for _ in itertools.islice(results, 10_000):
             pass
         start = me.memory_info().rss
-        for _ in itertools.islice(results, 60_000):  # 60 MB of results went by
-            pass
-        grown = me.memory_info().rss - start
+        for consumed, _ in enumerate(itertools.islice(results, 100_000), 10_001):
+            if consumed % 10_000 == 0:
+                time.sleep(0.05)  # a slow reader: the workers could do ~20,000 more meanwhile
+            # input is read only a few batches ahead of what was consumed
+            assert pulled - consumed < 16 * 256
+        grown = me.memory_info().rss - start  # 100 MB of results went by
         results.close()
     assert grown < 10 << 20, f"memory grew by {grown >> 20} MiB"
 
@@ -218,6 +228,14 @@ def test_nested_parallel_in_a_worker_runs_on_its_cpu_share() -> None:
     share = max(lightwork.available_cpus() // 2, 1)
     assert inner == [("ThreadingBackend", share)] * 2
     assert sums == [3, 6]
+
+
+def test_lightwork_runs_inside_a_loky_worker() -> None:
+    # A loky worker's default start method is "loky", which lightwork's workers can't set.
+    inner = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(lightwork_inside)(n) for n in (3, 4)
+    )
+    assert inner == [3, 6]
 
 
 def test_large_arrays_are_mapped_read_only_unless_max_nbytes_is_none() -> None:

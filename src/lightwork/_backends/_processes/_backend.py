@@ -67,6 +67,7 @@ class ProcessBackend(Backend):
         max_tasks_per_worker: int | None = None,
         start_method: str | None = None,
         native_threads: int | None = None,
+        prefetch: bool = True,
     ) -> None:
         if getattr(multiprocessing.process.current_process(), "_inheriting", False):
             # This is a worker re-importing the main module (spawn, forkserver), and the main
@@ -94,7 +95,9 @@ class ProcessBackend(Backend):
             self._context,
             self.start_method,
             max_workers,
-            self.lookahead,
+            # Without prefetch each worker holds one attempt: the next goes to whichever
+            # worker frees first, never queued behind a slow one (joblib's unordered results).
+            self.lookahead if prefetch else 1,
             pickled,
             max_tasks_per_worker,
             native_threads,
@@ -254,7 +257,8 @@ def _announce_released(tokens: frozenset[int]) -> None:
 
 
 def _skip_missing_main_file() -> None:
-    """Have spawned and forkserver workers skip a main "file" that does not exist.
+    """Have spawned and forkserver workers skip a main "file" that does not exist, and a start
+    method of a library's own that they could not set.
 
     multiprocessing tells each such worker to run the parent's ``__main__.__file__``, even
     when that is ``'<stdin>'``: every worker then dies of FileNotFoundError (the standard
@@ -272,6 +276,10 @@ def _skip_missing_main_file() -> None:
         path = data.get("init_main_from_path")
         if path is not None and not os.path.isfile(path):
             del data["init_main_from_path"]
+        if data.get("start_method") not in multiprocessing.get_all_start_methods():
+            # A pool started inside a loky worker (joblib's), whose default start method is
+            # "loky": a worker told to use it would die, as the standard library knows no such.
+            data.pop("start_method", None)
         return data
 
     preparation_data._lightwork = True  # type: ignore[attr-defined]
