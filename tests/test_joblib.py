@@ -30,8 +30,8 @@ import lightwork.joblib
 from joblib_tasks import (
     KillsItsWorkerOnce,
     array_flags,
-    lightwork_inside,
     blas_threads,
+    lightwork_inside,
     nested_backend,
     nested_sum,
     payload,
