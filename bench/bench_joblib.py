@@ -10,8 +10,8 @@ on ``backend="lightwork"`` and ``"loky"``, warm pools (both reuse theirs between
 noise).
 
 (b) 100,000 tiny ``delayed(square)(i)`` calls through ``Parallel(n_jobs=2)``: on lightwork
-with joblib's auto batching (the default), on lightwork with batches sized for lightwork's
-~20 ms target (``LightworkBackend.MIN_IDEAL_BATCH_DURATION`` lowered), on loky, and
+with joblib's auto batching steered to 20-200 ms batches (the backend's default), on lightwork
+with joblib's own 0.2-2 s batches (loky's), on loky, and
 ``lightwork.map`` for the same work without joblib. The floor is joblib's own per-call
 machinery: ``Parallel(n_jobs=1)`` runs the same calls in the caller, with no pool at all;
 each row says how close to it it gets.
@@ -63,20 +63,23 @@ def tiny_parallel(backend: str, n_jobs: int, tasks: int) -> Callable[[], None]:
     return run
 
 
-def tiny_parallel_short_batches(tasks: int) -> Callable[[], None]:
+def tiny_parallel_joblib_batches(tasks: int) -> Callable[[], None]:
     import joblib
+    from joblib._parallel_backends import AutoBatchingMixin
 
     import lightwork.joblib as lj
 
     def run() -> None:
-        # batches of lightwork's chunk target instead of joblib's 0.2-2 s
-        saved = lj.LightworkBackend.MIN_IDEAL_BATCH_DURATION
-        lj.LightworkBackend.MIN_IDEAL_BATCH_DURATION = 0.02
+        # joblib's own batch durations (0.2-2 s, loky's) instead of lightwork's 20-200 ms
+        backend = lj.LightworkBackend
+        saved = backend.MIN_IDEAL_BATCH_DURATION, backend.MAX_IDEAL_BATCH_DURATION
+        backend.MIN_IDEAL_BATCH_DURATION = AutoBatchingMixin.MIN_IDEAL_BATCH_DURATION
+        backend.MAX_IDEAL_BATCH_DURATION = AutoBatchingMixin.MAX_IDEAL_BATCH_DURATION
         try:
             with joblib.parallel_config(backend="lightwork", n_jobs=2):
                 out = joblib.Parallel()(joblib.delayed(square)(i) for i in range(tasks))
         finally:
-            lj.LightworkBackend.MIN_IDEAL_BATCH_DURATION = saved
+            backend.MIN_IDEAL_BATCH_DURATION, backend.MAX_IDEAL_BATCH_DURATION = saved
         assert len(out) == tasks
 
     return run
@@ -124,8 +127,10 @@ def main() -> int:
 
     tiny: dict[str, Callable[[], None]] = {
         "Parallel, n_jobs=1 (joblib's per-call floor)": tiny_parallel("loky", 1, tasks),
-        "Parallel on lightwork (auto batching)": tiny_parallel("lightwork", 2, tasks),
-        "Parallel on lightwork (20 ms batches)": tiny_parallel_short_batches(tasks),
+        "Parallel on lightwork (20-200 ms batches, the default)": tiny_parallel(
+            "lightwork", 2, tasks
+        ),
+        "Parallel on lightwork (joblib's 0.2-2 s batches)": tiny_parallel_joblib_batches(tasks),
         "Parallel on loky": tiny_parallel("loky", 2, tasks),
         "lightwork.map": lightwork_map(tasks),
     }
