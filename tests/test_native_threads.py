@@ -61,3 +61,9 @@ def test_a_bad_native_threads_is_refused(value: Any) -> None:
 def test_native_threads_is_for_process_workers_only() -> None:
     with pytest.raises(lightwork.InvalidOptionError, match="processes backend only"):
         lightwork.Executor(2, backend="threads", native_threads=1)
+
+
+def test_map_takes_native_threads_for_its_warm_pool() -> None:
+    # (one worker's default would be every CPU)
+    results = lightwork.map(native_limits, range(2), max_workers=1, native_threads=1)
+    assert [omp for omp, _ in results] == ["1", "1"]
