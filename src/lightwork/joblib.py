@@ -13,9 +13,11 @@ Ctrl-C stops everything, ``task_timeout`` stops a stuck task::
 How a ``Parallel`` call flows::
 
     Parallel (caller's thread): batches the calls (joblib's auto batching), pre-dispatches
-      --submit(batch)--> LightworkBackend --Executor.submit(batch)--> lightwork workers
+      --submit(batch)--> LightworkBackend --Executor.submit(_Batch(batch))--> lightwork workers
+                         (a generator's batches park here while its reader lags behind)
     lightwork's supervisor: a batch's future is done --queue--> the callback thread
-    callback thread: joblib's callback (progress output, retrieve, dispatch the next batch)
+    callback thread: joblib's callback (progress output, retrieve, dispatch the next batch);
+                     sends parked batches once the reader made room
 
 joblib's callback reads the caller's input and pickles the next batch: it runs on a thread of
 this module's, never on the supervisor thread, which must stay free to watch the workers.
