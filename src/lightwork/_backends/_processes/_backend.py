@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._core._errors import ExecutorShutdownError, LightworkError
+from ..._core._options import START_METHODS  # the standard library's, which workers can set
 from ..._core._tasks import Attempt, Job, copy_error
 from .._base import Backend
 from .._pickling import interactive_main
@@ -276,7 +277,7 @@ def _skip_missing_main_file() -> None:
         path = data.get("init_main_from_path")
         if path is not None and not os.path.isfile(path):
             del data["init_main_from_path"]
-        if data.get("start_method") not in multiprocessing.get_all_start_methods():
+        if data.get("start_method") not in START_METHODS:
             # A pool started inside a loky worker (joblib's), whose default start method is
             # "loky": a worker told to use it would die, as the standard library knows no such.
             data.pop("start_method", None)
