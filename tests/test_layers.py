@@ -1,6 +1,6 @@
 """The layers: each imports only the ones below it, as docs/design.md (Layers) says.
 
-    features   lightwork._pipeline, _shared, lab, workloads, checkpoint, _argtypes, _cli
+    features   lightwork._pipeline, _shared, lab, workloads, checkpoint, joblib, _argtypes, _cli
     engine     lightwork._engine       the Executor, result streaming, map/imap/starmap, auto
     backends   lightwork._backends     serial, threads, async, processes, Dask; pickling
     core       lightwork._core         errors, options, tasks, the run loop, slot, streams...
@@ -28,6 +28,7 @@ LAYERS = {
     "lightwork.lab": 3,
     "lightwork.workloads": 3,
     "lightwork.checkpoint": 3,
+    "lightwork.joblib": 3,
     "lightwork._argtypes": 3,
     "lightwork._cli": 3,
     "lightwork.__main__": 3,

@@ -110,6 +110,21 @@ def check_start_method(start_method: object) -> str | None:
     return None if start_method is None else str(start_method)
 
 
+def check_native_threads(native_threads: object) -> int | None:
+    if native_threads is None:
+        return None
+    if (
+        isinstance(native_threads, bool)
+        or not isinstance(native_threads, int)
+        or native_threads <= 0
+    ):
+        raise InvalidOptionError(
+            f"native_threads must be a positive int (threads per worker) or None (each "
+            f"worker's share of the CPUs), not {native_threads!r}"
+        )
+    return native_threads
+
+
 def check_callable(fn: object, what: str = "fn") -> None:
     if not callable(fn):
         raise InvalidArgumentError(f"{what} must be callable, not {type(fn).__name__} {fn!r:.80}")

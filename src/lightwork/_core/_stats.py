@@ -53,6 +53,9 @@ class ExecutorStatistics:
     workers: tuple[WorkerStatistics, ...] = field(default=())
     #: with backend="auto": what the last call chose and why
     auto: AutoChoice | None = None
+    #: the threads each process worker's native pools (BLAS, OpenMP) may start; None: not a
+    #: process pool, or left to the OMP_NUM_THREADS-style variables the environment sets
+    native_threads: int | None = None
 
     @property
     def busy_seconds(self) -> float:

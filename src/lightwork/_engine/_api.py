@@ -41,13 +41,15 @@ class RunKwargs(CallKwargs, total=False):
 
     address: str | None  #: backend="dask": a running scheduler, "tcp://host:8786"
     client: Any  #: backend="dask": an existing distributed.Client
+    native_threads: int | None  #: process workers' BLAS/OpenMP threads (see Executor)
 
 
 _OPTIONS = RunKwargs.__optional_keys__
 
 
-def _split(caller: str, options: RunKwargs) -> tuple[str | None, Any, CallKwargs]:
-    """(address, client, the rest): the cluster picks the warm pool, the rest go per call."""
+def _split(caller: str, options: RunKwargs) -> tuple[str | None, Any, int | None, CallKwargs]:
+    """(address, client, native_threads, the rest): the first three pick the warm pool, the
+    rest go per call."""
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise InvalidArgumentError(
@@ -59,7 +61,8 @@ def _split(caller: str, options: RunKwargs) -> tuple[str | None, Any, CallKwargs
     rest: dict[str, Any] = dict(options)
     address: str | None = rest.pop("address", None)
     client: Any = rest.pop("client", None)
-    return address, client, cast(CallKwargs, rest)
+    native_threads: int | None = rest.pop("native_threads", None)
+    return address, client, native_threads, cast(CallKwargs, rest)
 
 
 # Warm pools kept besides the one in use: enough to alternate between a few option sets
@@ -67,25 +70,33 @@ def _split(caller: str, options: RunKwargs) -> tuple[str | None, Any, CallKwargs
 MAX_IDLE_POOLS = 3
 
 _lock = threading.Lock()
-_WarmKey = tuple[str, int | None, str | None, int | None]
+_WarmKey = tuple[str, int | None, str | None, int | None, int | None]
 _warm: dict[_WarmKey, Executor] = {}
 _users: dict[_WarmKey, int] = {}
 
 
 @contextmanager
 def warm_executor(
-    backend: str, max_workers: int | None, address: str | None = None, client: Any = None
+    backend: str,
+    max_workers: int | None,
+    address: str | None = None,
+    client: Any = None,
+    native_threads: int | None = None,
 ) -> Iterator[Executor]:
     """The warm pool that ``map``, ``imap`` and ``starmap`` use for these options, held for
     the ``with`` block: the engine's way in for the features built on it (the workloads use it
     to read the pool's statistics after a run), so that they share the callers' warm pools."""
     # (backend and max_workers are checked once, by the Executor made for a new key)
-    key = (backend, max_workers, address, None if client is None else id(client))
+    key = (backend, max_workers, address, None if client is None else id(client), native_threads)
     with _lock:
         executor = _warm.get(key)
         if executor is None:
-            cluster = {"address": address, "client": client} if backend == "dask" else {}
-            executor = _warm[key] = Executor(max_workers, backend=backend, **cluster)
+            pool: dict[str, Any] = {}
+            if backend == "dask":
+                pool.update(address=address, client=client)
+            if native_threads is not None:
+                pool["native_threads"] = native_threads
+            executor = _warm[key] = Executor(max_workers, backend=backend, **pool)
         _users[key] = _users.get(key, 0) + 1
         _warm[key] = _warm.pop(key)  # the most recently used last
         idle = [k for k in _warm if k != key and not _users.get(k)]
@@ -121,14 +132,15 @@ def map(
     The remaining options are those of :meth:`Executor.imap`: ``retries``, ``retry_on``,
     ``task_timeout``, ``seed``, ``return_exceptions`` and ``checkpoint`` (a SQLite file that
     keeps each outcome: run the same call again and it skips what is stored; see
-    :mod:`lightwork.checkpoint`).
+    :mod:`lightwork.checkpoint`); and ``native_threads`` (see :class:`Executor`), which picks a
+    warm pool of its own.
 
     >>> import lightwork
     >>> lightwork.map(abs, [-3, -2, -1], backend="threads")
     [3, 2, 1]
     """
-    address, client, call_options = _split("map", options)
-    with warm_executor(backend, max_workers, address, client) as executor:
+    address, client, native_threads, call_options = _split("map", options)
+    with warm_executor(backend, max_workers, address, client, native_threads) as executor:
         merged = executor._options(
             chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
@@ -152,9 +164,9 @@ def starmap(
     >>> lightwork.starmap(pow, [(2, 2), (4, 3), (5, 5)], backend="threads")
     [4, 64, 3125]
     """
-    address, client, call_options = _split("starmap", options)
+    address, client, native_threads, call_options = _split("starmap", options)
     check_callable(fn)
-    with warm_executor(backend, max_workers, address, client) as executor:
+    with warm_executor(backend, max_workers, address, client, native_threads) as executor:
         merged = executor._options(
             chunksize=chunksize, ordered=ordered, progress=progress, **call_options
         )
@@ -182,8 +194,8 @@ def imap(
     >>> [next(squares) for _ in range(4)]
     [2, 1, 0, 1]
     """
-    address, client, call_options = _split("imap", options)
-    context = warm_executor(backend, max_workers, address, client)
+    address, client, native_threads, call_options = _split("imap", options)
+    context = warm_executor(backend, max_workers, address, client, native_threads)
     executor = context.__enter__()
 
     def release() -> None:

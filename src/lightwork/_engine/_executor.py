@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._backends import create_backend
 from .._backends._base import Backend
 from .._core._chunking import ChunkSizer
+from .._core._cpus import available_cpus
 from .._core._errors import ExecutorShutdownError, InvalidArgumentError, InvalidOptionError
 from .._core._options import (
     CallOptions,
@@ -34,6 +35,7 @@ from .._core._options import (
     check_callable,
     check_iterable,
     check_max_workers,
+    check_native_threads,
     check_start_method,
     check_wait_timeout,
 )
@@ -94,6 +96,11 @@ class Executor(concurrent.futures.Executor):
     ``start_method``: ``"forkserver"`` on Linux by default, else ``"spawn"``; ``"fork"`` also
     lends arrays of 64 MiB or more to workers forked for the call, with no copy (unless there
     is an ``initializer``); other large arrays go through shared memory, copied once a call.
+    ``native_threads``: the threads each process worker's native pools (OpenBLAS, MKL, OpenMP)
+    may start, so that N workers doing matrix products don't run N x cores threads; by default
+    each worker's share of the CPUs (CPUs // max_workers, at least 1), unless the environment
+    sets ``OMP_NUM_THREADS`` or the like, which is then left alone. ``statistics()`` says what
+    was set.
 
     >>> from lightwork import Executor
     >>> with Executor(2, backend="threads") as ex:
@@ -117,6 +124,7 @@ class Executor(concurrent.futures.Executor):
         seed: int | None = None,
         address: str | None = None,
         client: Any = None,
+        native_threads: int | None = None,
     ) -> None:
         self._backend_name = check_backend(backend)
         if backend != "dask" and (address is not None or client is not None):
@@ -142,10 +150,11 @@ class Executor(concurrent.futures.Executor):
                 f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}"
             )
         if backend not in ("processes", "auto") and (
-            max_tasks_per_worker is not None or start_method
+            max_tasks_per_worker is not None or start_method or native_threads is not None
         ):
             raise InvalidOptionError(
-                "max_tasks_per_worker and start_method apply to the processes backend only"
+                "max_tasks_per_worker, start_method and native_threads apply to the processes "
+                "backend only"
             )
         self._initializer_options: dict[str, Any] = {
             "initializer": initializer,
@@ -154,6 +163,7 @@ class Executor(concurrent.futures.Executor):
         self._process_options: dict[str, Any] = {
             "max_tasks_per_worker": max_tasks_per_worker,
             "start_method": check_start_method(start_method),
+            "native_threads": _native_threads(check_native_threads(native_threads), workers),
         }
         self._dask_options: dict[str, Any] = {"address": address, "client": client}
         self._defaults = self._checked(
@@ -375,6 +385,11 @@ class Executor(concurrent.futures.Executor):
             tasks_retried=sum(e[2] for e in extra),
             workers=workers,
             auto=self._auto_choice,
+            native_threads=(
+                self._process_options["native_threads"]
+                if self._backend_name in ("processes", "auto")
+                else None
+            ),
         )
 
     def start(self) -> None:
@@ -943,6 +958,15 @@ def _outcomes_with_errors(
             yield error
         else:
             raise error
+
+
+def _native_threads(given: int | None, workers: int) -> int | None:
+    """The limit each process worker sets on its native thread pools (see Executor)."""
+    if given is not None:
+        return given
+    from .._backends._processes._native import left_to_environment
+
+    return None if left_to_environment() else max(available_cpus() // workers, 1)
 
 
 def _shut_down_backends(backends: dict[str, Backend]) -> None:

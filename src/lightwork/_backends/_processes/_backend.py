@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._core._errors import ExecutorShutdownError, InvalidOptionError, LightworkError
+from ..._core._options import START_METHODS  # the standard library's, which workers can set
 from ..._core._tasks import Attempt, Job, copy_error
 from .._base import Backend
 from .._pickling import interactive_main
@@ -66,6 +67,8 @@ class ProcessBackend(Backend):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         start_method: str | None = None,
+        native_threads: int | None = None,
+        prefetch: bool = True,
     ) -> None:
         if getattr(multiprocessing.process.current_process(), "_inheriting", False):
             # This is a worker re-importing the main module (spawn, forkserver), and the main
@@ -77,6 +80,7 @@ class ProcessBackend(Backend):
                 "`if __name__ == '__main__':`"
             )
         self.workers = max_workers
+        self.native_threads = native_threads  # per worker; None: left to the environment
         self.start_method = start_method or default_start_method()
         self._context: Any = multiprocessing.get_context(self.start_method)
         pickled = None if initializer is None else Initializer(initializer, initargs)
@@ -92,9 +96,12 @@ class ProcessBackend(Backend):
             self._context,
             self.start_method,
             max_workers,
-            self.lookahead,
+            # Without prefetch each worker holds one attempt: the next goes to whichever
+            # worker frees first, never queued behind a slow one (joblib's unordered results).
+            self.lookahead if prefetch else 1,
             pickled,
             max_tasks_per_worker,
+            native_threads,
         )
         self._lock = threading.Lock()  # guards starting the supervisor and stopping it
         self._thread: threading.Thread | None = None
@@ -225,6 +232,8 @@ class ProcessBackend(Backend):
                 preload = [__package__ + "._worker", __package__ + "._channel"]
                 if "numpy" in sys.modules:
                     preload.append("numpy")
+                    if self.native_threads is not None and _installed("threadpoolctl"):
+                        preload.append(__package__ + "._native_preload")  # see _native
                 if not interactive_main():  # what each worker needs to import the script
                     preload.append(__package__ + "._forkserver_preload")
                 self._context.set_forkserver_preload(preload)
@@ -255,6 +264,12 @@ def _check_no_subinterpreters() -> None:
         )
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
 def _announce_released(tokens: frozenset[int]) -> None:
     """Lent arrays that are done with (told by a call's CallArrays, from any thread): post them
     to every pool, each of which retires its own workers that hold them."""
@@ -263,7 +278,8 @@ def _announce_released(tokens: frozenset[int]) -> None:
 
 
 def _skip_missing_main_file() -> None:
-    """Have spawned and forkserver workers skip a main "file" that does not exist.
+    """Have spawned and forkserver workers skip a main "file" that does not exist, and a start
+    method of a library's own that they could not set.
 
     multiprocessing tells each such worker to run the parent's ``__main__.__file__``, even
     when that is ``'<stdin>'``: every worker then dies of FileNotFoundError (the standard
@@ -281,6 +297,10 @@ def _skip_missing_main_file() -> None:
         path = data.get("init_main_from_path")
         if path is not None and not os.path.isfile(path):
             del data["init_main_from_path"]
+        if data.get("start_method") not in START_METHODS:
+            # A pool started inside a loky worker (joblib's), whose default start method is
+            # "loky": a worker told to use it would die, as the standard library knows no such.
+            data.pop("start_method", None)
         return data
 
     preparation_data._lightwork = True  # type: ignore[attr-defined]

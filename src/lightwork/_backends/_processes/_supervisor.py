@@ -64,7 +64,8 @@ A worker's life (see WorkerState):
   and a lifeline: the read end of a pipe whose write end only the supervisor holds and never
   writes. When the parent dies, the kernel signals the worker (SIGIO, on Linux), which dies
   with it; a thread in the worker watching the parent's pid is the fallback (see _worker).
-- STARTING: it imports and runs the initializer; it takes work meanwhile (its pipe holds it).
+- STARTING: it imports and runs the initializer; it takes work meanwhile if it fits the pipe's
+  buffer (its pipe holds it; larger work waits for READY, see below).
   It says READY, or INIT_FAILED with the initializer's traceback, which breaks the pool: every
   waiting and later attempt fails with WorkerInitializationError.
 - Work goes ahead: a worker holds up to ``lookahead`` attempts so it never waits for its next
@@ -258,6 +259,7 @@ class Supervisor:
         lookahead: int,
         initializer: Initializer | None,
         max_tasks_per_worker: int | None,
+        native_threads: int | None = None,
     ) -> None:
         self.inbox = inbox
         self._pending = inbox.pending
@@ -268,6 +270,7 @@ class Supervisor:
         self._lookahead = lookahead
         self._initializer = initializer
         self._max_tasks_per_worker = max_tasks_per_worker
+        self._native_threads = native_threads
         self._workers: dict[int, _Worker] = {}
         self._numbers = itertools.count()
         self._serials = itertools.count(1)
@@ -357,6 +360,7 @@ class Supervisor:
                 lifeline_r,
                 # A forked child inherits the write end too; it must close its copy.
                 lifeline_w.fileno() if fork else -1,
+                self._native_threads,
             ),
             name=f"lightwork-worker-{number}",
         )
@@ -466,7 +470,12 @@ class Supervisor:
                     stale = worker
                 continue
             if not worker.inflight:
-                return worker
+                # A starting worker reads its pipe only once it has imported what it needs
+                # (a script's workers import the script: scikit-learn, say, for a second):
+                # what won't fit the pipe waits for READY, or the send would block us so long.
+                if state is READY or spec_fits or job.spec_id in worker.specs:
+                    return worker
+                continue
             if (
                 ahead_ok
                 and best is None
@@ -474,11 +483,11 @@ class Supervisor:
                 and (spec_fits or job.spec_id in worker.specs)
             ):
                 best = worker
-        if live < self._max_workers:
-            return self._spawn()
-        if stale is not None:
-            stale.retire()
-            return self._spawn()
+        if live < self._max_workers or stale is not None:
+            if stale is not None and live >= self._max_workers:
+                stale.retire()
+            started = self._spawn()
+            return started if spec_fits else None  # larger work waits for its READY (above)
         return best
 
     def _budget(self, worker: _Worker) -> int:

@@ -62,12 +62,17 @@ def worker_main(
     parent: int,
     lifeline: Channel,
     inherited_lifeline_end: int,
+    native_threads: int | None = None,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if inherited_lifeline_end >= 0:
         os.close(inherited_lifeline_end)
     _arm_lifeline(lifeline)
     _watch_parent(parent)
+    if native_threads is not None:  # before the initializer: it may import NumPy
+        from ._native import limit_native_threads
+
+        limit_native_threads(native_threads)
     # Forked, we hold the parent's SharedSlot itself (its mapping is shared); otherwise the
     # memory it was pickled into.
     shared = getattr(slot_array, "view", None)
