@@ -443,7 +443,11 @@ def _stop_at_exit() -> None:
     which runs after this one, would), then stop what subinterpreters still run (tasks of a
     terminated pool, after a Ctrl-C; tasks abandoned at their ``task_timeout``) and wait for
     them to close. Python would otherwise destroy them mid-task as it exits, and crash."""
-    _threads._finish_at_exit()
+    try:
+        _threads._finish_at_exit()
+    except KeyboardInterrupt:  # Ctrl-C while the pools finish their work: stop it instead
+        for pool in list(_threads._live_backends):  # (Python's exit hung on a running guest)
+            pool.terminate()
     backends = list(_all_backends)
     for backend in backends:
         backend.interrupt_all()
