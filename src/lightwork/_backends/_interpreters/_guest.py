@@ -58,14 +58,13 @@ def serve(inbox: int, outbox: int, interrupts: int, setup: bytes) -> None:
     (or until interrupted). ``setup`` pickles (the caller's main script or None, the
     initializer or None); the pipes' ends are this thread's (and its watcher's) to close."""
     try:
-        watcher = threading.Thread(
-            target=_watch, args=(interrupts, threading.get_ident()), name="lightwork-guest-stop"
-        )
-        watcher.start()
-    except BaseException:
-        os.close(interrupts)
-        raise
-    try:
+        try:  # (failing, the pipes close: the caller hears of it, it does not wait)
+            threading.Thread(
+                target=_watch, args=(interrupts, threading.get_ident()), name="lightwork-guest-stop"
+            ).start()
+        except BaseException:
+            os.close(interrupts)
+            raise
         outcome = _setup(*pickle.loads(setup))
         send(outbox, INIT_FAILED if outcome else READY, 0.0, 0.0, outcome)
         while True:
