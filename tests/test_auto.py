@@ -218,6 +218,25 @@ def test_auto_says_why_work_that_cannot_go_to_subinterpreters_goes_to_processes(
     assert asked == [[0]]  # the first probed argument
 
 
+@pytest.mark.parametrize(
+    "option", [{"start_method": "forkserver"}, {"max_tasks_per_worker": 1000}], ids=str
+)
+def test_auto_given_options_of_process_pools_does_not_use_subinterpreters(
+    monkeypatch: pytest.MonkeyPatch, option: dict[str, object]
+) -> None:
+    # (They were accepted, then ignored on subinterpreters: no worker was ever recycled.)
+    monkeypatch.setattr(_auto, "interpreters_available", lambda: True)
+    monkeypatch.setattr(_auto, "interpreters_refusal", lambda *_: None)  # the work could go
+    with lightwork.Executor(2, backend="auto", **option) as ex:  # type: ignore[arg-type]
+        assert list(ex.imap(python_work, range(300))) == [python_work(n) for n in range(300)]
+        choice = ex.statistics().auto
+    assert choice.backend == "processes", choice.reason
+    name, value = next(iter(option.items()))
+    assert f"not subinterpreters: {name}={value!r} given, which apply to processes" in (
+        choice.reason
+    )
+
+
 def test_auto_asks_about_subinterpreters_only_when_it_would_use_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -198,6 +198,104 @@ def test_a_task_that_crashes_the_interpreter_takes_the_process_with_it(tmp_path:
     assert "survived" not in done.stdout
 
 
+def _spin(seconds: float) -> float:
+    """Pure Python busy for ``seconds``: only a stop raised into its thread ends it sooner."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+@needs_314
+def test_terminate_stops_the_running_tasks_and_closes_their_subinterpreters() -> None:
+    from concurrent import interpreters  # type: ignore[import-not-found,unused-ignore]
+
+    before = len(interpreters.list_all())
+    ex = lightwork.Executor(2, backend="interpreters")
+    futures = [ex.submit(_spin, 60) for _ in range(3)]
+    time.sleep(0.3)  # (both workers are in their task)
+    ex.terminate()
+    deadline = time.monotonic() + 10
+    while len(interpreters.list_all()) > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(interpreters.list_all()) == before  # not 60 s from now
+    assert futures[2].cancelled()
+    assert ex.submit(square, 3).result() == 9  # still usable
+    ex.shutdown()
+
+
+_SPINNING_AT_EXIT = """
+    import sys, time
+    import lightwork
+
+    def spin(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        return seconds
+
+    if __name__ == "__main__":
+        if sys.argv[1] == "timeout":  # a task abandoned at its time limit, still running
+            print(lightwork.map(spin, [0.01, 60], backend="interpreters", max_workers=2,
+                                task_timeout=0.3, return_exceptions=True))
+        elif sys.argv[1] == "leave":  # work left to finish at exit, as a thread pool's is
+            ex = lightwork.Executor(2, backend="interpreters")
+            futures = [ex.submit(spin, 60) for _ in range(4)]
+            print("started", flush=True)
+        else:
+            print("started", flush=True)
+            lightwork.map(spin, [60] * 4, backend="interpreters", max_workers=2)
+"""
+
+
+@needs_314
+def test_a_program_exits_cleanly_with_an_abandoned_task_still_running(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(_SPINNING_AT_EXIT))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script), "timeout"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    # Python destroyed the running subinterpreter as it exited: a warning, and often SIGSEGV.
+    assert done.returncode == 0, done.stderr
+    assert "TaskTimeoutError" in done.stdout
+    assert "remaining subinterpreters" not in done.stderr
+    assert time.monotonic() - started < 30  # its task was stopped, not waited for
+
+
+@needs_314
+@pytest.mark.parametrize("when", ["ctrl-c", "leave"], ids=["in map", "as the exit waits"])
+def test_ctrl_c_stops_running_tasks_at_once_and_the_process_exits_cleanly(
+    tmp_path: Path, when: str
+) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(_SPINNING_AT_EXIT))
+    process = subprocess.Popen(
+        [sys.executable, str(script), when],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "started\n"
+    time.sleep(0.5)  # (its workers are in their tasks)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    # Not a crash (SIGSEGV), nor a hang (Ctrl-C at exit, as its pool finished its work).
+    assert process.returncode == (-signal.SIGINT if when == "ctrl-c" else 0), stderr
+    assert "remaining subinterpreters" not in stderr
+    assert ("KeyboardInterrupt" in stderr) == (when == "ctrl-c")
+
+
 @needs_314
 def test_shutdown_closes_every_subinterpreter() -> None:
     from concurrent import interpreters  # type: ignore[import-not-found,unused-ignore]

@@ -44,6 +44,12 @@ class Work:
         self.entropy = entropy
 
 
+class WorkerStop(BaseException):
+    """Raised into a worker thread to stop the task it runs (the interpreters backend does, at
+    Ctrl-C and at exit, where a subinterpreter still running code would crash the process's
+    exit): never a task's outcome, it goes on up out of the chunk."""
+
+
 class Star:
     """Calls ``fn(*args)`` for starmap: keeps the engine's loop to one ``fn(arg)`` form."""
 
@@ -203,8 +209,11 @@ def _reraise_ctrl_c(error: BaseException) -> None:
     ``sys.exit(3)`` fails with ``SystemExit(3)`` and its worker goes on. A Ctrl-C can only
     arrive in a main thread whose SIGINT handler raises it: the caller's own thread (the serial
     backend, the ``auto`` probe). Worker processes ignore SIGINT and worker threads never get
-    it, so there a KeyboardInterrupt is the task's own and is its outcome too.
+    it, so there a KeyboardInterrupt is the task's own and is its outcome too. A WorkerStop
+    is never a task's: it goes on up.
     """
+    if isinstance(error, WorkerStop):
+        raise error
     if (
         isinstance(error, KeyboardInterrupt)
         and threading.current_thread() is threading.main_thread()

@@ -586,7 +586,13 @@ class Executor(concurrent.futures.Executor):
             )
             backend_name, reason = measured(interpreters=interpreters_available())
             if backend_name == "interpreters":  # worth it: can the work go there?
-                refused = interpreters_refusal(job, args[:1])
+                # (Options of process pools ask for one: not to be ignored on subinterpreters.)
+                asked = [f"{k}={v!r}" for k, v in self._process_options.items() if v is not None]
+                refused = (
+                    f"{' and '.join(asked)} given, which apply to processes"
+                    if asked
+                    else interpreters_refusal(job, args[:1])
+                )
                 if refused is not None:
                     backend_name, reason = measured(interpreters=False)
                     reason += f" (not subinterpreters: {refused})"

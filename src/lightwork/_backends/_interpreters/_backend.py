@@ -19,6 +19,11 @@ What it cannot do that processes can (said in docs/howto/interpreters.md, and te
   the rest of its chunk goes to a new worker, and the stuck one runs on, abandoned;
 * extension modules that do not support subinterpreters (NumPy among them) do not load there:
   the task fails with :class:`SubinterpreterImportError`, which names the module.
+
+Ctrl-C (``terminate``) stops a running task by raising ``WorkerStop`` in its guest thread,
+which pure Python obeys at once and a call blocked in C when it returns. At exit, any task still
+running (abandoned at its time limit, or after a Ctrl-C) is stopped so and its subinterpreter
+closed: Python would otherwise destroy it mid-task as it exits, and crash (SIGSEGV).
 """
 
 from __future__ import annotations
@@ -31,13 +36,20 @@ import re
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ..._core._errors import BrokenWorkerError, SerializationError, SubinterpreterImportError
+from ..._core._errors import (
+    BrokenWorkerError,
+    ExecutorShutdownError,
+    SerializationError,
+    SubinterpreterImportError,
+)
 from ..._core._run import Call, Star, add_task_note
 from ..._core._tasks import Attempt, Job, copy_error
+from .. import _threads
 from .._pickling import decode_error, dumps, dumps_by_value, dumps_function, interactive_main
 from .._threads import ThreadBackend, _ThreadWorker
 from . import _guest
@@ -75,6 +87,10 @@ class _InterpreterWorker(_ThreadWorker):
         self.interpreter: Any = None
         self.guest: threading.Thread | None = None
         self.to_guest = self.from_guest = -1  # this side's ends of the two pipes
+        self.interrupts = -1  # this side's end of the guest's interrupt pipe
+        self.fds_lock = threading.Lock()  # interrupt() against finish() closing the pipe
+        self.stopping = False  # interrupted: a guest that goes away did as told
+        self.closed = threading.Event()  # set once its subinterpreter is closed
         self.sent: OrderedDict[int, None] = OrderedDict()  # spec ids the guest holds
 
     def start_up(self) -> None:
@@ -85,14 +101,15 @@ class _InterpreterWorker(_ThreadWorker):
             self.interpreter = _create(interpreters)
             guest_in, self.to_guest = os.pipe()
             self.from_guest, guest_out = os.pipe()
+            guest_interrupts, self.interrupts = os.pipe()
             setup = dumps((backend.main_path, backend.init_payload))
             try:
                 self.guest = self.interpreter.call_in_thread(
-                    _guest.serve, guest_in, guest_out, setup
+                    _guest.serve, guest_in, guest_out, guest_interrupts, setup
                 )
             except BaseException:
-                os.close(guest_in)
-                os.close(guest_out)
+                for fd in (guest_in, guest_out, guest_interrupts):
+                    os.close(fd)
                 raise
             kind, _, _, body = self._receive()
         except BaseException as error:  # not the initializer's fault: say what broke
@@ -112,13 +129,27 @@ class _InterpreterWorker(_ThreadWorker):
             except OSError:
                 pass  # it is gone already
             self.guest.join()
-        for fd in (self.to_guest, self.from_guest):
-            if fd >= 0:
-                os.close(fd)
-        self.to_guest = self.from_guest = -1
+        with self.fds_lock:  # (closing the interrupt pipe ends the guest's watcher thread)
+            for fd in (self.to_guest, self.from_guest, self.interrupts):
+                if fd >= 0:
+                    os.close(fd)
+            self.to_guest = self.from_guest = self.interrupts = -1
         interpreter, self.interpreter = self.interpreter, None
-        if interpreter is not None:
-            interpreter.close()
+        try:
+            if interpreter is not None:
+                interpreter.close()
+        finally:
+            self.closed.set()
+
+    def interrupt(self) -> None:
+        """Stop the task the guest runs, and the guest (Ctrl-C, exit): see _guest._watch."""
+        with self.fds_lock:
+            self.stopping = True
+            if self.interrupts >= 0:
+                try:
+                    os.write(self.interrupts, b"!")
+                except OSError:
+                    pass  # its watcher is gone: so is the guest
 
     def run_tasks(
         self, job: Job, indices: range, args: list[Any]
@@ -136,6 +167,9 @@ class _InterpreterWorker(_ThreadWorker):
         try:
             kind, compute, deserialize, body = self._run_payload(job, indices, payload)
         except (OSError, EOFError) as error:  # its guest is gone: nothing here can run
+            if self.stopping:  # as told (Ctrl-C, exit): the pool is not broken
+                stopped = ExecutorShutdownError("the executor was terminated")
+                return [None] * len(args), {p: copy_error(stopped) for p in range(len(args))}, 0.0
             broken = BrokenWorkerError(
                 f"the subinterpreter of worker {self.counters.worker} stopped unexpectedly "
                 f"({error!r}): the pool is broken"
@@ -239,6 +273,38 @@ class InterpreterBackend(ThreadBackend):
         self._spec_ids = itertools.count()
         self._specs: OrderedDict[bytes, int] = OrderedDict()  # a pickled spec -> its id
         self._specs_lock = threading.Lock()
+        _all_backends.add(self)
+
+    def terminate(self) -> None:
+        """Stop now (Ctrl-C): drop queued work and stop the running tasks too, which a
+        subinterpreter can (pure Python at once; a call blocked in C when it returns)."""
+        super().terminate()
+        self.interrupt_all()
+
+    def interrupt_all(self) -> None:
+        with self.lock:
+            workers = list(self._threads)
+        for worker in workers:
+            if isinstance(worker, _InterpreterWorker):
+                worker.interrupt()
+
+    def release_watchers(self) -> None:
+        """End the guests' watcher threads (by closing their pipe) without stopping them: at
+        exit, after the wait, a subinterpreter should hold no thread but its guest's."""
+        for worker in self.running():
+            with worker.fds_lock:
+                if worker.interrupts >= 0:
+                    os.close(worker.interrupts)
+                    worker.interrupts = -1
+
+    def running(self) -> list[_InterpreterWorker]:
+        """The workers whose subinterpreter is not closed yet."""
+        with self.lock:
+            return [
+                w
+                for w in self._threads
+                if isinstance(w, _InterpreterWorker) and not w.closed.is_set()
+            ]
 
     def prepare(self, job: Job) -> None:
         """Pickle the job's function and retry policy; each interpreter unpickles it once."""
@@ -363,3 +429,39 @@ def imported_by(fn: Any) -> tuple[str, ...]:
                 names.append(instruction.argval)
         pending += [c for c in current.co_consts if hasattr(c, "co_code")]
     return tuple(dict.fromkeys(names))
+
+
+# Every interpreters pool, stopped or not: at exit none may leave a subinterpreter running code.
+_all_backends: weakref.WeakSet[InterpreterBackend] = weakref.WeakSet()
+# How long the exit hook waits for interrupted tasks to stop (a task blocked in C stops only
+# when it returns to Python): past it, the process exits as it would have without the hook.
+EXIT_STOP_SECONDS = 1.0
+
+
+def _stop_at_exit() -> None:
+    """At interpreter exit: let every live pool finish its work (as the threads backend's hook,
+    which runs after this one, would), then stop what subinterpreters still run (tasks of a
+    terminated pool, after a Ctrl-C; tasks abandoned at their ``task_timeout``) and wait for
+    them to close. Python would otherwise destroy them mid-task as it exits, and crash."""
+    try:
+        _threads._finish_at_exit()
+    except KeyboardInterrupt:  # Ctrl-C while the pools finish their work: stop it instead
+        for pool in list(_threads._live_backends):  # (Python's exit hung on a running guest)
+            pool.terminate()
+    backends = list(_all_backends)
+    for backend in backends:
+        backend.interrupt_all()
+    deadline = time.monotonic() + EXIT_STOP_SECONDS
+    while any(b.running() for b in backends):
+        if time.monotonic() > deadline:  # blocked in C: let Python's exit deal with them
+            for backend in backends:
+                backend.release_watchers()
+            time.sleep(0.02)  # (for the watchers to see it)
+            break
+        time.sleep(0.005)
+
+
+try:
+    threading._register_atexit(_stop_at_exit)  # type: ignore[attr-defined]
+except RuntimeError:  # first imported as the interpreter exits: nothing of it to stop
+    pass
