@@ -219,7 +219,9 @@ def test_auto_says_why_work_that_cannot_go_to_subinterpreters_goes_to_processes(
 
 
 @pytest.mark.parametrize(
-    "option", [{"start_method": "forkserver"}, {"max_tasks_per_worker": 1000}], ids=str
+    "option",
+    [{"start_method": "forkserver"}, {"max_tasks_per_worker": 1000}, {"native_threads": 1}],
+    ids=str,
 )
 def test_auto_given_options_of_process_pools_does_not_use_subinterpreters(
     monkeypatch: pytest.MonkeyPatch, option: dict[str, object]

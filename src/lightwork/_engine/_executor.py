@@ -165,6 +165,16 @@ class Executor(concurrent.futures.Executor):
             "start_method": check_start_method(start_method),
             "native_threads": _native_threads(check_native_threads(native_threads), workers),
         }
+        # What the caller asked of process pools (native_threads' default share is not asked).
+        self._process_options_given = [
+            f"{name}={value!r}"
+            for name, value in [
+                ("max_tasks_per_worker", max_tasks_per_worker),
+                ("start_method", start_method),
+                ("native_threads", native_threads),
+            ]
+            if value is not None
+        ]
         self._dask_options: dict[str, Any] = {"address": address, "client": client}
         self._defaults = self._checked(
             CallOptions().merge(
@@ -587,7 +597,7 @@ class Executor(concurrent.futures.Executor):
             backend_name, reason = measured(interpreters=interpreters_available())
             if backend_name == "interpreters":  # worth it: can the work go there?
                 # (Options of process pools ask for one: not to be ignored on subinterpreters.)
-                asked = [f"{k}={v!r}" for k, v in self._process_options.items() if v is not None]
+                asked = self._process_options_given
                 refused = (
                     f"{' and '.join(asked)} given, which apply to processes"
                     if asked
