@@ -275,3 +275,10 @@ def python_work_importing_numpy(n: int) -> int:
     for i in range(20_000):
         total += i * n
     return total
+
+
+def map_in_a_child() -> None:
+    """A multiprocessing.Process target that runs a lightwork pool (its own workers)."""
+    import lightwork
+
+    assert lightwork.map(abs, [-1, -2], max_workers=2) == [1, 2]

@@ -251,3 +251,23 @@ def test_ctrl_c_in_the_loop_body_does_not_wait_for_sent_work(tmp_path: Path) -> 
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=15)
     assert time.monotonic() - sent < 3.0
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_multiprocessing_child_that_used_a_pool_exits_when_its_target_returns(
+    method: str,
+) -> None:
+    # Its exit joins its non-daemon children and runs no atexit handler: our pool's workers
+    # kept it alive for ever (found as a loky worker that had run lightwork hanging pytest).
+    import multiprocessing
+
+    from tasks import map_in_a_child
+
+    child = multiprocessing.get_context(method).Process(target=map_in_a_child)
+    child.start()
+    child.join(30)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the child still runs after its target returned"
+    assert child.exitcode == 0

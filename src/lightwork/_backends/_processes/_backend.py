@@ -109,6 +109,7 @@ class ProcessBackend(Backend):
         self._specs: OrderedDict[bytes, int] = OrderedDict()  # a pickled spec -> its id
         self._specs_lock = threading.Lock()
         _live_backends.add(self)
+        _stop_before_multiprocessing_joins()
 
     def prepare(self, job: Job) -> None:
         """Pickle the job's function and retry policy; workers get each distinct pickle once.
@@ -309,6 +310,21 @@ def _skip_missing_main_file() -> None:
 
 _live_backends: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
 _interpreter_exiting = False  # set at exit: no pool starts workers then
+
+
+_finalizer_pid: int | None = None  # the process whose multiprocessing exit runs our hook
+
+
+def _stop_before_multiprocessing_joins() -> None:
+    """Have a multiprocessing child (a Process, a Pool worker, a loky worker) stop its pools
+    when its target returns: it runs no atexit handler, but joins every non-daemon child, so
+    our workers, waiting for work, would keep it alive for ever. multiprocessing's Finalize
+    with an exit priority runs just before those joins (as Pool's own does); a fork clears the
+    registry, so each process registers once, when it makes its first pool."""
+    global _finalizer_pid
+    if _finalizer_pid != os.getpid():
+        _finalizer_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _shutdown_at_exit, exitpriority=20)
 
 
 @atexit.register
