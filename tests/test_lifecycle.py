@@ -263,6 +263,9 @@ def test_a_multiprocessing_child_that_used_a_pool_exits_when_its_target_returns(
 
     from tasks import map_in_a_child
 
+    # A warm pool (and fork server) here first: a forked child inherited them and waited on
+    # the parent's pool for ever, or failed to start workers (the server was not its child).
+    assert lightwork.map(abs, [-3], max_workers=2) == [3]
     child = multiprocessing.get_context(method).Process(target=map_in_a_child)
     child.start()
     child.join(30)

@@ -13,6 +13,7 @@ are daemons joined by that exit hook, so an abandoned one never blocks exit.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -364,6 +365,8 @@ class ThreadBackend(Backend):
 
 
 _live_backends: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()
+# In a forked child the pools are the parent's, without their threads: nothing to wait for.
+os.register_at_fork(after_in_child=_live_backends.clear)
 _interpreter_exiting = False
 
 

@@ -73,6 +73,21 @@ _lock = threading.Lock()
 _WarmKey = tuple[str, int | None, str | None, int | None, int | None]
 _warm: dict[_WarmKey, Executor] = {}
 _users: dict[_WarmKey, int] = {}
+_parents_pools: list[Executor] = []  # in a forked child: the parent's, never used nor shut down
+
+
+def _forget_parents_pools() -> None:
+    """In a forked child, the warm pools are the parent's: their threads did not come along,
+    and shutting them down would stop the parent's workers. Put them aside (dropping them
+    would run their finalizers) so the child's first call makes pools of its own."""
+    global _lock
+    _lock = threading.Lock()  # (another thread may have held it at the fork)
+    _parents_pools.extend(_warm.values())
+    _warm.clear()
+    _users.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parents_pools)
 
 
 @contextmanager

@@ -312,6 +312,21 @@ _live_backends: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
 _interpreter_exiting = False  # set at exit: no pool starts workers then
 
 
+def _forget_parents_pools() -> None:
+    """In a forked child the pools are the parent's: its exit must not stop them. Nor is the
+    fork server its child: multiprocessing would waitpid() it (ChildProcessError) instead of
+    starting one of the child's own."""
+    _live_backends.clear()
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
+        alive = server._forkserver_alive_fd
+        server._forkserver_pid = server._forkserver_address = server._forkserver_alive_fd = None
+        if alive is not None:
+            os.close(alive)  # (our copy: the parent keeps its server alive with its own)
+
+
+os.register_at_fork(after_in_child=_forget_parents_pools)
 _finalizer_pid: int | None = None  # the process whose multiprocessing exit runs our hook
 
 
