@@ -67,3 +67,16 @@ def test_map_takes_native_threads_for_its_warm_pool() -> None:
     # (one worker's default would be every CPU)
     results = lightwork.map(native_limits, range(2), max_workers=1, native_threads=1)
     assert [omp for omp, _ in results] == ["1", "1"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "warm"),
+    [("native_threads", True, 1), ("native_threads", 1.0, 1), ("max_workers", True, 1)],
+)
+def test_a_bad_value_is_refused_even_with_the_equal_ones_pool_warm(
+    option: str, value: Any, warm: int
+) -> None:
+    # (True == 1 == 1.0: as a warm pool's key, they found the pool made for 1)
+    assert lightwork.map(abs, [-1], backend="processes", **{option: warm}) == [1]
+    with pytest.raises(lightwork.InvalidOptionError, match=f"{option} must be a positive"):
+        lightwork.map(abs, [-1], backend="processes", **{option: value})
