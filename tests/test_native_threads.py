@@ -52,6 +52,13 @@ def test_statistics_say_none_where_there_are_no_process_workers() -> None:
         assert ex.statistics().native_threads is None
 
 
+def test_statistics_say_none_where_auto_chose_no_process_workers() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(abs, [-1, -2])) == [1, 2]  # (too short for a pool: serial)
+        assert ex.statistics().auto is not None
+        assert ex.statistics().native_threads is None
+
+
 @pytest.mark.parametrize("value", [0, -1, True, 1.5, "2"])
 def test_a_bad_native_threads_is_refused(value: Any) -> None:
     with pytest.raises(lightwork.InvalidOptionError, match="native_threads must be a positive"):

@@ -395,9 +395,9 @@ class Executor(concurrent.futures.Executor):
             tasks_retried=sum(e[2] for e in extra),
             workers=workers,
             auto=self._auto_choice,
-            native_threads=(
+            native_threads=(  # (auto's, only once it has a process pool)
                 self._process_options["native_threads"]
-                if self._backend_name in ("processes", "auto")
+                if self._backend_name == "processes" or "processes" in self._backends
                 else None
             ),
         )
