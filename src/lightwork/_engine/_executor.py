@@ -206,7 +206,8 @@ class Executor(concurrent.futures.Executor):
         future: concurrent.futures.Future[R] = concurrent.futures.Future()
         job = FutureJob(Call(fn), self._defaults, self._submit_entropy, future)
         index = next(self._submit_index)
-        backend = self._live_backend("async" if is_async(fn) else None)
+        kind = "async" if is_async(fn) else self._submit_kind(job, args, kwargs)
+        backend = self._live_backend(kind)
         try:
             backend.prepare(job)
         except Exception as error:  # an unpicklable function fails its own future only
@@ -462,6 +463,17 @@ class Executor(concurrent.futures.Executor):
                     workers = threads or workers
                 backend = self._backends[kind] = create_backend(kind, workers, **options)
             return backend
+
+    def _submit_kind(self, job: FutureJob, args: Any, kwargs: Any) -> str | None:
+        """Where ``submit`` sends a call: the default (see _live_backend), but on ``auto``
+        whose last choice was subinterpreters, processes for a function that cannot go there
+        (that choice was made for another call's function: NumPy's would fail there)."""
+        choice = self._auto_choice
+        if choice is None or choice.backend != "interpreters":
+            return None
+        from ._auto import interpreters_refusal
+
+        return None if interpreters_refusal(job, [(args, kwargs)]) is None else "processes"
 
     def _checked(self, options: CallOptions) -> CallOptions:
         if options.task_timeout is not None and self._backend_name == "serial":
