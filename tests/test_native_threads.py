@@ -66,8 +66,10 @@ def test_a_bad_native_threads_is_refused(value: Any) -> None:
 
 
 def test_native_threads_is_for_process_workers_only() -> None:
-    with pytest.raises(lightwork.InvalidOptionError, match="processes backend only"):
+    # (the message says which of the process pools' options was given)
+    with pytest.raises(lightwork.InvalidOptionError, match="processes backend only") as info:
         lightwork.Executor(2, backend="threads", native_threads=1)
+    assert str(info.value).startswith("native_threads=1 given with backend='threads': ")
 
 
 def test_map_takes_native_threads_for_its_warm_pool() -> None:

@@ -149,22 +149,6 @@ class Executor(concurrent.futures.Executor):
             raise InvalidOptionError(
                 f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}"
             )
-        if backend not in ("processes", "auto") and (
-            max_tasks_per_worker is not None or start_method or native_threads is not None
-        ):
-            raise InvalidOptionError(
-                "max_tasks_per_worker, start_method and native_threads apply to the processes "
-                "backend only"
-            )
-        self._initializer_options: dict[str, Any] = {
-            "initializer": initializer,
-            "initargs": initargs,
-        }
-        self._process_options: dict[str, Any] = {
-            "max_tasks_per_worker": max_tasks_per_worker,
-            "start_method": check_start_method(start_method),
-            "native_threads": _native_threads(check_native_threads(native_threads), workers),
-        }
         # What the caller asked of process pools (native_threads' default share is not asked).
         self._process_options_given = [
             f"{name}={value!r}"
@@ -175,6 +159,21 @@ class Executor(concurrent.futures.Executor):
             ]
             if value is not None
         ]
+        if backend not in ("processes", "auto") and self._process_options_given:
+            raise InvalidOptionError(
+                f"{' and '.join(self._process_options_given)} given with backend={backend!r}: "
+                "max_tasks_per_worker, start_method and native_threads apply to the processes "
+                "backend only (and to auto's process pool)"
+            )
+        self._initializer_options: dict[str, Any] = {
+            "initializer": initializer,
+            "initargs": initargs,
+        }
+        self._process_options: dict[str, Any] = {
+            "max_tasks_per_worker": max_tasks_per_worker,
+            "start_method": check_start_method(start_method),
+            "native_threads": _native_threads(check_native_threads(native_threads), workers),
+        }
         self._dask_options: dict[str, Any] = {"address": address, "client": client}
         self._defaults = self._checked(
             CallOptions().merge(
