@@ -246,3 +246,24 @@ def test_auto_asks_about_subinterpreters_only_when_it_would_use_them(
     monkeypatch.setattr(_auto, "interpreters_refusal", lambda *_: pytest.fail("asked"))
     assert lightwork.map(square, range(10), backend="auto") == [x * x for x in range(10)]
     assert lightwork.map(sleepy, range(40), backend="auto") == list(range(40))
+
+
+def test_submit_after_auto_chose_subinterpreters_sends_what_cannot_go_there_to_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (That choice was made for a map's function; a NumPy function submitted next failed in
+    # a subinterpreter, telling the caller of backend="auto" to use backend="processes".)
+    from lightwork._core._stats import AutoChoice
+
+    asked = []
+
+    def refusal(job: object, sample: list[object]) -> str:
+        asked.append(sample)
+        return "numpy._core._multiarray_umath cannot load in a subinterpreter"
+
+    monkeypatch.setattr(_auto, "interpreters_refusal", refusal)
+    with lightwork.Executor(2, backend="auto") as ex:
+        ex._auto_choice = AutoChoice("interpreters", "as measured", 0.001, 1.0, True, 63, 2)
+        assert ex.submit(square, 3).result(timeout=60) == 9
+        assert "processes" in ex._backends and "interpreters" not in ex._backends
+    assert asked == [[((3,), {})]]

@@ -52,6 +52,13 @@ def test_statistics_say_none_where_there_are_no_process_workers() -> None:
         assert ex.statistics().native_threads is None
 
 
+def test_statistics_say_none_where_auto_chose_no_process_workers() -> None:
+    with lightwork.Executor(2, backend="auto") as ex:
+        assert list(ex.imap(abs, [-1, -2])) == [1, 2]  # (too short for a pool: serial)
+        assert ex.statistics().auto is not None
+        assert ex.statistics().native_threads is None
+
+
 @pytest.mark.parametrize("value", [0, -1, True, 1.5, "2"])
 def test_a_bad_native_threads_is_refused(value: Any) -> None:
     with pytest.raises(lightwork.InvalidOptionError, match="native_threads must be a positive"):
@@ -59,11 +66,26 @@ def test_a_bad_native_threads_is_refused(value: Any) -> None:
 
 
 def test_native_threads_is_for_process_workers_only() -> None:
-    with pytest.raises(lightwork.InvalidOptionError, match="processes backend only"):
+    # (the message says which of the process pools' options was given)
+    with pytest.raises(lightwork.InvalidOptionError, match="processes backend only") as info:
         lightwork.Executor(2, backend="threads", native_threads=1)
+    assert str(info.value).startswith("native_threads=1 given with backend='threads': ")
 
 
 def test_map_takes_native_threads_for_its_warm_pool() -> None:
     # (one worker's default would be every CPU)
     results = lightwork.map(native_limits, range(2), max_workers=1, native_threads=1)
     assert [omp for omp, _ in results] == ["1", "1"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "warm"),
+    [("native_threads", True, 1), ("native_threads", 1.0, 1), ("max_workers", True, 1)],
+)
+def test_a_bad_value_is_refused_even_with_the_equal_ones_pool_warm(
+    option: str, value: Any, warm: int
+) -> None:
+    # (True == 1 == 1.0: as a warm pool's key, they found the pool made for 1)
+    assert lightwork.map(abs, [-1], backend="processes", **{option: warm}) == [1]
+    with pytest.raises(lightwork.InvalidOptionError, match=f"{option} must be a positive"):
+        lightwork.map(abs, [-1], backend="processes", **{option: value})

@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from .._core._errors import InvalidArgumentError
-from .._core._options import Checkpoint, check_callable
+from .._core._options import (
+    Checkpoint,
+    check_callable,
+    check_max_workers,
+    check_native_threads,
+)
 from .._core._run import Star
 from ._executor import Executor, Results
 
@@ -101,7 +106,11 @@ def warm_executor(
     """The warm pool that ``map``, ``imap`` and ``starmap`` use for these options, held for
     the ``with`` block: the engine's way in for the features built on it (the workloads use it
     to read the pool's statistics after a run), so that they share the callers' warm pools."""
-    # (backend and max_workers are checked once, by the Executor made for a new key)
+    # (the rest are checked once, by the Executor made for a new key; these two first, as
+    # True or 2.0 would otherwise find the warm pool of 1 or 2, being equal to them)
+    if max_workers is not None:
+        check_max_workers(max_workers)
+    check_native_threads(native_threads)
     key = (backend, max_workers, address, None if client is None else id(client), native_threads)
     with _lock:
         executor = _warm.get(key)

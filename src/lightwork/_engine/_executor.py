@@ -149,22 +149,6 @@ class Executor(concurrent.futures.Executor):
             raise InvalidOptionError(
                 f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}"
             )
-        if backend not in ("processes", "auto") and (
-            max_tasks_per_worker is not None or start_method or native_threads is not None
-        ):
-            raise InvalidOptionError(
-                "max_tasks_per_worker, start_method and native_threads apply to the processes "
-                "backend only"
-            )
-        self._initializer_options: dict[str, Any] = {
-            "initializer": initializer,
-            "initargs": initargs,
-        }
-        self._process_options: dict[str, Any] = {
-            "max_tasks_per_worker": max_tasks_per_worker,
-            "start_method": check_start_method(start_method),
-            "native_threads": _native_threads(check_native_threads(native_threads), workers),
-        }
         # What the caller asked of process pools (native_threads' default share is not asked).
         self._process_options_given = [
             f"{name}={value!r}"
@@ -175,6 +159,21 @@ class Executor(concurrent.futures.Executor):
             ]
             if value is not None
         ]
+        if backend not in ("processes", "auto") and self._process_options_given:
+            raise InvalidOptionError(
+                f"{' and '.join(self._process_options_given)} given with backend={backend!r}: "
+                "max_tasks_per_worker, start_method and native_threads apply to the processes "
+                "backend only (and to auto's process pool)"
+            )
+        self._initializer_options: dict[str, Any] = {
+            "initializer": initializer,
+            "initargs": initargs,
+        }
+        self._process_options: dict[str, Any] = {
+            "max_tasks_per_worker": max_tasks_per_worker,
+            "start_method": check_start_method(start_method),
+            "native_threads": _native_threads(check_native_threads(native_threads), workers),
+        }
         self._dask_options: dict[str, Any] = {"address": address, "client": client}
         self._defaults = self._checked(
             CallOptions().merge(
@@ -206,7 +205,8 @@ class Executor(concurrent.futures.Executor):
         future: concurrent.futures.Future[R] = concurrent.futures.Future()
         job = FutureJob(Call(fn), self._defaults, self._submit_entropy, future)
         index = next(self._submit_index)
-        backend = self._live_backend("async" if is_async(fn) else None)
+        kind = "async" if is_async(fn) else self._submit_kind(job, args, kwargs)
+        backend = self._live_backend(kind)
         try:
             backend.prepare(job)
         except Exception as error:  # an unpicklable function fails its own future only
@@ -395,9 +395,9 @@ class Executor(concurrent.futures.Executor):
             tasks_retried=sum(e[2] for e in extra),
             workers=workers,
             auto=self._auto_choice,
-            native_threads=(
+            native_threads=(  # (auto's, only once it has a process pool)
                 self._process_options["native_threads"]
-                if self._backend_name in ("processes", "auto")
+                if self._backend_name == "processes" or "processes" in self._backends
                 else None
             ),
         )
@@ -462,6 +462,17 @@ class Executor(concurrent.futures.Executor):
                     workers = threads or workers
                 backend = self._backends[kind] = create_backend(kind, workers, **options)
             return backend
+
+    def _submit_kind(self, job: FutureJob, args: Any, kwargs: Any) -> str | None:
+        """Where ``submit`` sends a call: the default (see _live_backend), but on ``auto``
+        whose last choice was subinterpreters, processes for a function that cannot go there
+        (that choice was made for another call's function: NumPy's would fail there)."""
+        choice = self._auto_choice
+        if choice is None or choice.backend != "interpreters":
+            return None
+        from ._auto import interpreters_refusal
+
+        return None if interpreters_refusal(job, [(args, kwargs)]) is None else "processes"
 
     def _checked(self, options: CallOptions) -> CallOptions:
         if options.task_timeout is not None and self._backend_name == "serial":
