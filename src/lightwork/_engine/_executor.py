@@ -100,7 +100,10 @@ class Executor(concurrent.futures.Executor):
     may start, so that N workers doing matrix products don't run N x cores threads; by default
     each worker's share of the CPUs (CPUs // max_workers, at least 1), unless the environment
     sets ``OMP_NUM_THREADS`` or the like, which is then left alone. ``statistics()`` says what
-    was set.
+    was set. With ``backend="auto"``, ``start_method``, ``max_tasks_per_worker`` and
+    ``native_threads`` apply to the process pool it runs CPU-bound work on, and giving one
+    keeps that work off subinterpreters; work auto runs serially or on threads (tiny or
+    waiting tasks) has no process workers for them to apply to.
 
     >>> from lightwork import Executor
     >>> with Executor(2, backend="threads") as ex:
@@ -407,7 +410,7 @@ class Executor(concurrent.futures.Executor):
 
         Optional: workers otherwise start as work needs them. Useful to time work apart from
         start-up, or to fail early on a broken initializer. With ``backend="auto"`` it starts
-        the process pool, the usual choice for work worth a pool.
+        the pool of auto's last choice: the process pool before any call has been measured.
         """
         self._live_backend().start_workers()
 
