@@ -198,18 +198,24 @@ def test_auto_asks_the_interpreter_whether_threads_run_python_in_parallel(
         assert ex.statistics().auto.backend == expected
 
 
-def test_auto_says_why_work_that_cannot_go_to_subinterpreters_goes_to_processes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Python 3.14's answers, simulated (tests/test_interpreters.py asks a real one).
-    monkeypatch.setattr(_auto, "interpreters_available", lambda: True)
-    asked = []
+def refuse_subinterpreters(monkeypatch: pytest.MonkeyPatch) -> list[list[object]]:
+    """Have auto's subinterpreter check refuse every function; returns the samples it saw."""
+    asked: list[list[object]] = []
 
     def refusal(job: object, sample: list[object]) -> str:
         asked.append(sample)
         return "numpy._core._multiarray_umath cannot load in a subinterpreter"
 
     monkeypatch.setattr(_auto, "interpreters_refusal", refusal)
+    return asked
+
+
+def test_auto_says_why_work_that_cannot_go_to_subinterpreters_goes_to_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python 3.14's answers, simulated (tests/test_interpreters.py asks a real one).
+    monkeypatch.setattr(_auto, "interpreters_available", lambda: True)
+    asked = refuse_subinterpreters(monkeypatch)
     with lightwork.Executor(2, backend="auto") as ex:
         assert list(ex.imap(python_work, range(300))) == [python_work(n) for n in range(300)]
         choice = ex.statistics().auto
@@ -255,13 +261,7 @@ def test_submit_after_auto_chose_subinterpreters_sends_what_cannot_go_there_to_p
     # a subinterpreter, telling the caller of backend="auto" to use backend="processes".)
     from lightwork._core._stats import AutoChoice
 
-    asked = []
-
-    def refusal(job: object, sample: list[object]) -> str:
-        asked.append(sample)
-        return "numpy._core._multiarray_umath cannot load in a subinterpreter"
-
-    monkeypatch.setattr(_auto, "interpreters_refusal", refusal)
+    asked = refuse_subinterpreters(monkeypatch)
     with lightwork.Executor(2, backend="auto") as ex:
         ex._auto_choice = AutoChoice("interpreters", "as measured", 0.001, 1.0, True, 63, 2)
         assert ex.submit(square, 3).result(timeout=60) == 9
